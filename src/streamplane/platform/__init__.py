@@ -1,0 +1,1 @@
+"""The streamplane runtime: Kafka, supervisor, workers and features, usable without Dagster."""

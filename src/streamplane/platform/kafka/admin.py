@@ -1,0 +1,315 @@
+"""Typed admin and lag helpers over confluent-kafka's ``AdminClient``.
+
+Every call is bounded by a ``timeout`` in seconds that covers the whole helper, and
+librdkafka's ``KafkaException`` is translated here, at one seam: retriable failures
+(broker down, timeouts, a coordinator moving) become :class:`KafkaUnavailable`, the rest
+:class:`KafkaAdminError`, both chained to the original.
+
+``conf`` is a librdkafka configuration such as ``{"bootstrap.servers": "host:9092"}``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, TypeAlias
+
+from confluent_kafka import (
+    OFFSET_INVALID,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+
+# confluent-kafka documents NewTopic and OffsetSpec under confluent_kafka.admin but declares
+# no __all__ there, so mypy's strict re-export rule needs telling.
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec  # type: ignore[attr-defined]
+
+from streamplane.platform.kafka.exceptions import (
+    KafkaAdminError,
+    KafkaPlatformError,
+    KafkaUnavailable,
+)
+
+__all__ = [
+    "KafkaConf",
+    "committed_offsets",
+    "end_offsets",
+    "ensure_topics",
+    "group_lag",
+    "topic_partitions",
+]
+
+logger = logging.getLogger(__name__)
+
+KafkaConf: TypeAlias = Mapping[str, str | int | float | bool]
+"""A librdkafka configuration, e.g. ``{"bootstrap.servers": "127.0.0.1:9092"}``."""
+
+# Codes that describe a cluster in motion rather than a wrong request. librdkafka marks
+# some errors retriable itself; these are the ones it does not mark but that do pass.
+_TRANSIENT_CODES = frozenset(
+    {
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._RESOLVE,
+        KafkaError._WAIT_COORD,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NETWORK_EXCEPTION,
+        KafkaError.NOT_CONTROLLER,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.BROKER_NOT_AVAILABLE,
+    }
+)
+
+# How often ensure_topics re-reads metadata while waiting for new topics' leaders.
+_METADATA_POLL_S = 0.1
+
+
+# -------------------------------------------------------------------------------- public
+
+
+def ensure_topics(
+    conf: KafkaConf,
+    topics: Mapping[str, int],
+    timeout: float = 30,
+    replication_factor: int = 1,
+) -> None:
+    """Create the topics that do not exist yet and wait until every partition has a leader.
+
+    Idempotent: a topic that already exists is left as it is (a different partition
+    count is logged, not changed). Returning means producers and consumers can use the
+    topics at once.
+
+    Args:
+        conf: librdkafka configuration.
+        topics: Topic name to partition count.
+        timeout: Seconds for the whole call.
+        replication_factor: Replicas per partition; 1 suits the single-node dev broker.
+
+    Raises:
+        KafkaUnavailable: the cluster did not answer in time.
+        KafkaAdminError: a topic was refused (invalid name, partition count, ...).
+    """
+    if not topics:
+        return
+    deadline = time.monotonic() + timeout
+    admin = _admin(conf)
+    new_topics = [
+        NewTopic(name, num_partitions=partitions, replication_factor=replication_factor)
+        for name, partitions in topics.items()
+    ]
+    futures = admin.create_topics(
+        new_topics, operation_timeout=_remaining(deadline), request_timeout=_remaining(deadline)
+    )
+    for name, future in futures.items():
+        try:
+            _result(future, deadline, f"create topic {name!r}")
+        except KafkaAdminError as exc:
+            if exc.code != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    _wait_for_leaders(admin, topics, deadline)
+
+
+def topic_partitions(conf: KafkaConf, topic: str, timeout: float = 10) -> list[int]:
+    """Return the sorted partition ids of ``topic``.
+
+    Raises:
+        KafkaUnavailable: the cluster did not answer in time.
+        KafkaAdminError: the topic does not exist.
+    """
+    return _partitions(_admin(conf), topic, time.monotonic() + timeout)
+
+
+def end_offsets(conf: KafkaConf, topic: str, timeout: float = 10) -> dict[int, int]:
+    """Return each partition's high watermark (the offset the next record will get).
+
+    Raises:
+        KafkaUnavailable: the cluster did not answer in time.
+        KafkaAdminError: the topic does not exist.
+    """
+    deadline = time.monotonic() + timeout
+    admin = _admin(conf)
+    return _list_offsets(admin, topic, _partitions(admin, topic, deadline), "latest", deadline)
+
+
+def committed_offsets(
+    conf: KafkaConf, group: str, topic: str, timeout: float = 10
+) -> dict[int, int]:
+    """Return the offsets ``group`` has committed on ``topic``, by partition.
+
+    A partition the group never committed is absent from the result; an unknown group
+    gives an empty dict.
+
+    Raises:
+        KafkaUnavailable: the cluster or the group coordinator did not answer in time.
+        KafkaAdminError: the request was refused (not authorized, say).
+    """
+    return _committed(_admin(conf), group, topic, time.monotonic() + timeout)
+
+
+def group_lag(conf: KafkaConf, group: str, topic: str, timeout: float = 10) -> dict[int, int]:
+    """Return, per partition of ``topic``, how many records ``group`` has yet to commit.
+
+    The lag is the high watermark minus the committed offset. A partition without a
+    commit counts from its earliest retained offset (what a new consumer reading from
+    the beginning would see), and so does a commit older than retention, since those
+    records are gone. Every partition of the topic is present.
+
+    Raises:
+        KafkaUnavailable: the cluster did not answer in time.
+        KafkaAdminError: the topic does not exist, or a request was refused.
+    """
+    deadline = time.monotonic() + timeout
+    admin = _admin(conf)
+    partitions = _partitions(admin, topic, deadline)
+    ends = _list_offsets(admin, topic, partitions, "latest", deadline)
+    starts = _list_offsets(admin, topic, partitions, "earliest", deadline)
+    committed = _committed(admin, group, topic, deadline)
+    lag: dict[int, int] = {}
+    for partition in partitions:
+        start = max(committed.get(partition, starts[partition]), starts[partition])
+        lag[partition] = max(ends[partition] - start, 0)
+    return lag
+
+
+# ----------------------------------------------------------------------------- internals
+
+
+def _admin(conf: KafkaConf) -> AdminClient:
+    """Build an admin client for one helper call (they are cheap and hold no state)."""
+    return AdminClient(dict(conf))
+
+
+def _remaining(deadline: float) -> float:
+    """Seconds left until ``deadline``, at least a millisecond (librdkafka rejects 0)."""
+    return max(deadline - time.monotonic(), 0.001)
+
+
+def _translate(exc: KafkaException, what: str) -> KafkaPlatformError:
+    """Map a librdkafka exception to KafkaUnavailable (retriable) or KafkaAdminError."""
+    error = exc.args[0] if exc.args else None
+    if not isinstance(error, KafkaError):
+        return KafkaAdminError(f"{what}: {exc}")
+    return _from_error(error, what)
+
+
+def _from_error(error: KafkaError, what: str) -> KafkaPlatformError:
+    """Map a librdkafka error object to KafkaUnavailable or KafkaAdminError."""
+    code: int = error.code()
+    message = f"{what}: {error.str()} ({error.name()})"
+    if error.retriable() or code in _TRANSIENT_CODES:
+        return KafkaUnavailable(message, code=code)
+    return KafkaAdminError(message, code=code)
+
+
+def _result(future: concurrent.futures.Future[Any], deadline: float, what: str) -> Any:
+    """Wait for an admin future until ``deadline``, translating its failure."""
+    try:
+        return future.result(timeout=_remaining(deadline))
+    except KafkaException as exc:
+        raise _translate(exc, what) from exc
+    except concurrent.futures.TimeoutError as exc:
+        raise KafkaUnavailable(f"{what}: no answer before the deadline") from exc
+
+
+def _metadata(admin: AdminClient, topic: str | None, deadline: float, what: str) -> Any:
+    """Fetch cluster metadata (of one topic, or of all), translating failures."""
+    try:
+        return admin.list_topics(topic=topic, timeout=_remaining(deadline))
+    except KafkaException as exc:
+        raise _translate(exc, what) from exc
+
+
+def _partitions(admin: AdminClient, topic: str, deadline: float) -> list[int]:
+    """Return the sorted partition ids of ``topic`` from the cluster metadata."""
+    what = f"describe topic {topic!r}"
+    metadata = _metadata(admin, topic, deadline, what)
+    topic_metadata = metadata.topics.get(topic)
+    if topic_metadata is None:
+        raise KafkaAdminError(f"{what}: not in the cluster metadata")
+    if topic_metadata.error is not None:
+        raise _from_error(topic_metadata.error, what)
+    return sorted(int(partition) for partition in topic_metadata.partitions)
+
+
+def _list_offsets(
+    admin: AdminClient, topic: str, partitions: list[int], which: str, deadline: float
+) -> dict[int, int]:
+    """Return the earliest or latest offset of each partition."""
+    # OffsetSpec's factories carry no annotations in confluent-kafka 2.x.
+    spec = (
+        OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        if which == "latest"
+        else OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+    )
+    request = {TopicPartition(topic, partition): spec for partition in partitions}
+    if not request:
+        return {}
+    futures = admin.list_offsets(request, request_timeout=_remaining(deadline))
+    offsets: dict[int, int] = {}
+    for topic_partition, future in futures.items():
+        info = _result(future, deadline, f"list {which} offsets of {topic!r}")
+        offsets[int(topic_partition.partition)] = int(info.offset)
+    return offsets
+
+
+def _committed(admin: AdminClient, group: str, topic: str, deadline: float) -> dict[int, int]:
+    """Return the committed offsets of ``group`` on ``topic`` (absent: never committed)."""
+    what = f"list offsets committed by group {group!r}"
+    # Without a partition list the coordinator answers with every partition the group has
+    # committed, so no metadata round trip is needed; other topics are filtered out.
+    futures = admin.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group)], request_timeout=_remaining(deadline)
+    )
+    offsets: dict[int, int] = {}
+    for future in futures.values():
+        answer = _result(future, deadline, what)
+        for topic_partition in answer.topic_partitions or []:
+            if topic_partition.topic != topic:
+                continue
+            if topic_partition.error is not None:
+                raise _from_error(topic_partition.error, what)
+            if topic_partition.offset != OFFSET_INVALID and topic_partition.offset >= 0:
+                offsets[int(topic_partition.partition)] = int(topic_partition.offset)
+    return offsets
+
+
+def _wait_for_leaders(admin: AdminClient, topics: Mapping[str, int], deadline: float) -> None:
+    """Wait until every partition of ``topics`` has a leader in the broker's metadata.
+
+    Creation returns once the controller has committed the topic; the broker's metadata
+    cache follows a moment later, and a producer arriving in between would see
+    UNKNOWN_TOPIC_OR_PART.
+    """
+    pending = dict(topics)
+    while True:
+        metadata = _metadata(admin, None, deadline, "describe new topics")
+        for name in list(pending):
+            described = metadata.topics.get(name)
+            if described is None or described.error is not None or not described.partitions:
+                continue
+            if any(partition.leader < 0 for partition in described.partitions.values()):
+                continue
+            if len(described.partitions) != pending[name]:
+                logger.warning(
+                    "topic exists with a different partition count",
+                    extra={
+                        "topic": name,
+                        "partitions": len(described.partitions),
+                        "requested": pending[name],
+                    },
+                )
+            del pending[name]
+        if not pending:
+            return
+        if time.monotonic() >= deadline:
+            raise KafkaUnavailable(f"topics {sorted(pending)} have no leader before the deadline")
+        time.sleep(_METADATA_POLL_S)

@@ -1,0 +1,65 @@
+"""Every Prometheus metric streamplane exports, in one place, with bounded labels.
+
+Tenant labels are capped: past MAX_TENANT_LABELS distinct tenants, the rest are counted as
+"other", so a tenant-per-request workload cannot blow up the time-series count.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MAX_TENANT_LABELS = 50
+_seen_tenants: set[str] = set()
+
+
+def tenant_label(tenant: str) -> str:
+    """The label value to use for `tenant`."""
+    if tenant in _seen_tenants:
+        return tenant
+    if len(_seen_tenants) < MAX_TENANT_LABELS:
+        _seen_tenants.add(tenant)
+        return tenant
+    return "other"
+
+
+RECORDS_CONSUMED = Counter("supervisor_records_consumed_total", "Records read from Kafka")
+RECORDS_DONE = Counter(
+    "supervisor_records_completed_total", "Records durably handled (output or dead-letter)"
+)
+TASKS_DISPATCHED = Counter(
+    "supervisor_tasks_dispatched_total", "Tasks sent to workers", ["tenant"]
+)
+TASKS_ACKED = Counter("supervisor_tasks_acked_total", "Task acks by status", ["status"])
+TASK_FAILURES = Counter("supervisor_task_failures_total", "Failed task attempts", ["reason"])
+REDELIVERIES = Counter("supervisor_redeliveries_total", "Tasks sent again after a failure")
+DEAD_LETTERED = Counter(
+    "supervisor_dead_lettered_total", "Records written to the dead-letter topic", ["kind"]
+)
+PENDING_RECORDS = Gauge("supervisor_pending_records", "Consumed records not yet handled")
+QUEUED_RECORDS = Gauge(
+    "supervisor_queued_records", "Records waiting for a worker, per tenant", ["tenant"]
+)
+INFLIGHT_TASKS = Gauge("supervisor_inflight_tasks", "Tasks held by workers")
+PAUSED = Gauge("supervisor_paused", "1 while fetching is paused for backpressure")
+WORKERS = Gauge("supervisor_workers", "Connected worker sessions")
+ASSIGNED_PARTITIONS = Gauge("supervisor_assigned_partitions", "Partitions this supervisor owns")
+COMMITS = Counter("supervisor_commits_total", "Offset commits", ["result"])
+COMMITTED_OFFSET = Gauge(
+    "supervisor_committed_offset", "Last committed offset", ["topic", "partition"]
+)
+PROTOCOL_ERRORS = Counter(
+    "supervisor_protocol_errors_total", "Worker sessions closed for breaking the protocol"
+)
+TASK_SECONDS = Histogram(
+    "supervisor_task_seconds",
+    "From dispatch to ack",
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+WORKER_TASKS = Counter("worker_tasks_total", "Tasks processed by this worker", ["status"])
+WORKER_RECORDS_OUT = Counter("worker_records_written_total", "Records written", ["topic_kind"])
+WORKER_TASK_SECONDS = Histogram(
+    "worker_task_seconds",
+    "Task processing time, receive to ack",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)

@@ -1,0 +1,1 @@
+"""The supervisor: consumes Kafka, dispatches tasks to workers by credit, commits offsets."""

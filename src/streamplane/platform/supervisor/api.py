@@ -1,0 +1,86 @@
+"""The supervisor's HTTP face: health, readiness, metrics and the worker list.
+
+Later features (the RL training API) add routers to the app this module builds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from pydantic import BaseModel
+
+from streamplane.platform.supervisor.dispatcher import Dispatcher
+
+
+class WorkerView(BaseModel):
+    """One connected worker session, as /v1/workers shows it."""
+
+    id: str
+    session: str
+    declared_credit: int
+    available_credit: int
+    in_flight: int
+    acks: int
+    failures: int
+    records_done: int
+
+
+class WorkersResponse(BaseModel):
+    """The body of GET /v1/workers."""
+
+    workers: list[WorkerView]
+
+
+def worker_views(dispatcher: Dispatcher) -> list[WorkerView]:
+    """A snapshot of the connected workers."""
+    return [
+        WorkerView(
+            id=w.worker_id,
+            session=w.session,
+            declared_credit=w.max_inflight,
+            available_credit=w.available,
+            in_flight=sum(1 for wire, t in w.inflight.items() if t.wire_id == wire),
+            acks=w.acks,
+            failures=w.failures,
+            records_done=w.records_done,
+        )
+        for w in dispatcher.workers.values()
+    ]
+
+
+def create_app(
+    dispatcher: Dispatcher,
+    readiness: Callable[[], str | None],
+    status: Callable[[], dict[str, Any]],
+) -> FastAPI:
+    """Build the app; `readiness` returns None when ready, else the reason it is not."""
+    app = FastAPI(title="streamplane supervisor", version="1")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        reason = readiness()
+        if reason is None:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/workers")
+    def workers() -> WorkersResponse:
+        return WorkersResponse(workers=worker_views(dispatcher))
+
+    @app.get("/v1/status")
+    def supervisor_status() -> dict[str, Any]:
+        return status()
+
+    return app

@@ -1,0 +1,263 @@
+"""Wires the supervisor together and runs it: consumer, dispatcher, gRPC, HTTP, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+
+from streamplane.config import Settings, parse_listen
+from streamplane.platform import metrics as m
+from streamplane.platform.kafka import admin
+from streamplane.platform.kafka.clients import consumer_config, producer_config
+from streamplane.platform.supervisor.api import create_app
+from streamplane.platform.supervisor.batching import Batcher
+from streamplane.platform.supervisor.dead_letters import DeadLetterWriter
+from streamplane.platform.supervisor.dispatcher import Dispatcher, Events
+from streamplane.platform.supervisor.scheduler import Scheduler
+from streamplane.platform.supervisor.service import RunnerService, create_server, set_serving
+from streamplane.platform.supervisor.source import Source
+from streamplane.platform.supervisor.tasks import Task
+
+logger = logging.getLogger(__name__)
+
+# Housekeeping cadence: leases, metrics and gauges need no finer grain than this.
+HOUSEKEEPING_S = 0.5
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the supervisor owns SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Supervisor:
+    """One supervisor process: build with settings, then `await run()`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stop = asyncio.Event()
+        self.grpc_port: int | None = None
+        self.http_port: int | None = None
+        self._prefix = f"{socket.gethostname()}-{os.getpid()}"
+        self._last_events = Events()
+        self._next_housekeeping = 0.0
+        self._serving = False
+
+    async def run(self) -> int:
+        """Serve until SIGTERM/SIGINT or `stop`, then drain; returns the exit code."""
+        s = self.settings
+        kafka = s.as_librdkafka_dict()
+        self._ensure_topics(kafka)
+        producer = Producer(producer_config(s, f"{self._prefix}-dlq"))
+        scheduler = Scheduler(quantum=s.batch_max_records)
+        dlq = DeadLetterWriter(
+            producer,
+            s.dlq_topic,
+            on_written=self._dead_lettered,
+            on_failed=self._dead_letter_failed,
+            on_count=lambda kind, n: m.DEAD_LETTERED.labels(kind).inc(n),
+        )
+        self.dispatcher = Dispatcher(
+            scheduler=scheduler,
+            dead_letters=dlq,
+            max_attempts=s.max_attempts,
+            lease_timeout_s=s.lease_timeout_s,
+            retry_backoff_s=s.retry_backoff_ms / 1000,
+            clock=time.monotonic,
+            id_prefix=self._prefix,
+        )
+        self.dlq = dlq
+        batcher = Batcher(
+            ordering=s.ordering,
+            max_records=s.batch_max_records,
+            max_bytes=s.batch_max_bytes,
+            linger_s=s.batch_linger_ms / 1000,
+            id_prefix=self._prefix,
+            emit=self.dispatcher.submit,
+        )
+        self.source = Source(
+            consumer_factory=lambda: Consumer(consumer_config(s)),
+            topic=s.input_topic,
+            dispatcher=self.dispatcher,
+            batcher=batcher,
+            high_mark=s.max_pending_records,
+            low_mark=s.resume_mark,
+            linger_s=s.batch_linger_ms / 1000,
+            commit_interval_s=s.commit_interval_ms / 1000,
+            on_tick=self._housekeeping,
+        )
+        self.service = RunnerService(self.dispatcher, self._welcome_config())
+        server, self.grpc_port, health_servicer = create_server(
+            _grpc_address(s.supervisor_listen), self.service
+        )
+        await server.start()
+        await set_serving(health_servicer, True)
+        self._serving = True
+        http = self._http_server()
+        http_task = asyncio.create_task(http.serve())
+        while not http.started:
+            if http_task.done():
+                await http_task  # raises the bind error
+                raise OSError(f"HTTP server on {s.supervisor_http_listen} did not start")
+            await asyncio.sleep(0.01)
+        self.http_port = http.servers[0].sockets[0].getsockname()[1]
+        self._install_signals()
+        print(  # noqa: T201 - the one line tests and users read
+            f"supervisor ready grpc={self.grpc_port} http={self.http_port}", flush=True
+        )
+        logger.info("supervisor started", extra={"settings": _loggable(s)})
+        source_task = asyncio.create_task(self.source.run(self.stop))
+        stop_task = asyncio.create_task(self.stop.wait())
+        await asyncio.wait({source_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        self.stop.set()
+        await source_task  # re-raises a consumer failure
+        await self._drain()
+        await self.source.close()
+        self._serving = False
+        await set_serving(health_servicer, False)
+        await server.stop(grace=2)
+        http.should_exit = True
+        await http_task
+        logger.info("supervisor stopped")
+        return 0
+
+    # -- drain --------------------------------------------------------------------------
+    async def _drain(self) -> None:
+        """No new work; in-flight tasks finish (or are requeued); then the final commit."""
+        self.dispatcher.draining = True
+        self.service.drain_all("supervisor stopping")
+        deadline = time.monotonic() + self.settings.drain_timeout_s
+        while self.dispatcher.inflight_tasks() and time.monotonic() < deadline:
+            self._housekeeping()
+            await asyncio.sleep(0.05)
+        left = self.dlq.flush(max(0.1, deadline - time.monotonic()))
+        self._housekeeping()
+        logger.info(
+            "drained",
+            extra={"inflight_left": self.dispatcher.inflight_tasks(), "dlq_left": left},
+        )
+
+    # -- callbacks ----------------------------------------------------------------------
+    def _dead_lettered(self, task: Task) -> None:
+        self.dispatcher.dead_lettered(task)
+
+    def _dead_letter_failed(self, task: Task) -> None:
+        self.dispatcher.dead_letter_failed(task)
+
+    def _housekeeping(self) -> None:
+        self.dlq.poll()
+        now = time.monotonic()
+        if now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + HOUSEKEEPING_S
+        if self.dispatcher.expire_leases():
+            self.dispatcher.dispatch()
+        self._sync_metrics()
+
+    def _sync_metrics(self) -> None:
+        d = self.dispatcher
+        e, last = d.events, self._last_events
+        m.RECORDS_DONE.inc(e.records_done - last.records_done)
+        m.REDELIVERIES.inc(e.redelivered - last.redelivered)
+        for reason, count in e.failures.items():
+            m.TASK_FAILURES.labels(reason).inc(count - last.failures.get(reason, 0))
+        self._last_events = Events(
+            dispatched=e.dispatched,
+            acked=e.acked,
+            records_done=e.records_done,
+            redelivered=e.redelivered,
+            dead_lettered=e.dead_lettered,
+            late_acks=e.late_acks,
+            failures=dict(e.failures),
+        )
+        m.PENDING_RECORDS.set(d.pending_records)
+        m.INFLIGHT_TASKS.set(d.inflight_tasks())
+        for tenant, queued in d.scheduler.tenant_backlog().items():
+            m.QUEUED_RECORDS.labels(m.tenant_label(tenant)).set(queued)
+
+    # -- readiness and status -----------------------------------------------------------
+    def readiness(self) -> str | None:
+        """None when ready; else why not."""
+        if not self._serving:
+            return "gRPC server not serving"
+        if not self.source.assigned:
+            return "consumer holds no partition assignment yet"
+        if self.dispatcher.draining:
+            return "draining"
+        return None
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-able snapshot for /v1/status."""
+        d = self.dispatcher
+        return {
+            "assigned": sorted(p for _, p in self.source.assigned),
+            "paused": self.source.paused,
+            "pending_records": d.pending_records,
+            "queued_records": d.scheduler.queued_records,
+            "inflight_tasks": d.inflight_tasks(),
+            "committable": {f"{t}/{p}": o for (t, p), o in d.committable().items()},
+            "events": {
+                "dispatched": d.events.dispatched,
+                "acked": d.events.acked,
+                "records_done": d.events.records_done,
+                "redelivered": d.events.redelivered,
+                "dead_lettered": d.events.dead_lettered,
+                "late_acks": d.events.late_acks,
+                "failures": d.events.failures,
+            },
+        }
+
+    # -- setup helpers ------------------------------------------------------------------
+    def _welcome_config(self) -> dict[str, str]:
+        s = self.settings
+        return {"output_topic": s.output_topic, "dlq_topic": s.dlq_topic, "ordering": s.ordering}
+
+    def _ensure_topics(self, kafka: dict[str, str]) -> None:
+        """Create the output and dead-letter topics if missing, as wide as the input."""
+        s = self.settings
+        client = AdminClient(dict[str, str | int | float | bool](kafka))
+        meta = client.list_topics(timeout=30)
+        source = meta.topics.get(s.input_topic)
+        partitions = len(source.partitions) if source and source.partitions else 1
+        missing = {t: partitions for t in (s.output_topic, s.dlq_topic) if t not in meta.topics}
+        if missing:
+            admin.ensure_topics(kafka, missing)
+
+    def _http_server(self) -> _QuietServer:
+        host, port = parse_listen(self.settings.supervisor_http_listen)
+        app = create_app(self.dispatcher, self.readiness, self.status)
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        return _QuietServer(config)
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+
+
+def _grpc_address(listen: str) -> str:
+    host, port = parse_listen(listen)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _loggable(settings: Settings) -> str:
+    shown = settings.redacted()
+    return ",".join(f"{k}={v}" for k, v in shown.items() if v is not None)
+
+
+def run_supervisor(settings: Settings) -> int:
+    """Entry point for `streamplane supervisor`."""
+    return asyncio.run(Supervisor(settings).run())

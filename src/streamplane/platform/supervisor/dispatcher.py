@@ -1,0 +1,302 @@
+"""The dispatch state machine: credit, leases, acks, failures and committable offsets.
+
+Pure logic, no I/O: the gRPC service feeds it worker events, the source feeds it tasks
+and partition changes, and it calls `Transport.send` to hand a task to a worker and
+`DeadLetters.write` for records that exhausted their attempts. All methods run on the
+supervisor's event-loop thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+from streamplane.platform.supervisor.offsets import OffsetTracker
+from streamplane.platform.supervisor.scheduler import Scheduler
+from streamplane.platform.supervisor.tasks import Task, TopicPartition
+
+logger = logging.getLogger(__name__)
+
+# RETRY backoff doubles per failure up to this cap; a transient failure that outlasts
+# it is better retried steadily than pushed out of sight.
+MAX_RETRY_BACKOFF_S = 10.0
+
+
+class Failure(str, Enum):
+    """Why a task attempt ended without success."""
+
+    REJECT = "reject"
+    RETRY = "retry"
+    LOST = "worker-lost"
+    LEASE = "lease-expired"
+
+
+class Transport(Protocol):
+    """Hands a task to a worker: the dispatch seam (gRPC stream, or MeshData)."""
+
+    def send(self, session: str, task: Task) -> None:
+        """Deliver `task` to the worker of `session`; must not block."""
+
+
+class DeadLetters(Protocol):
+    """Writes exhausted records to the dead-letter topic."""
+
+    def write(self, task: Task, kind: str, reason: str) -> None:
+        """Produce the task's records to the DLQ; later call `Dispatcher.dead_lettered`."""
+
+
+@dataclass(slots=True)
+class WorkerState:
+    """What the supervisor knows of one connected worker session."""
+
+    session: str
+    worker_id: str
+    max_inflight: int
+    transport: Transport
+    available: int = 0
+    accepting: bool = True
+    inflight: dict[str, Task] = field(default_factory=dict)
+    acks: int = 0
+    failures: int = 0
+    records_done: int = 0
+
+
+@dataclass(slots=True)
+class Events:
+    """Counters the metrics layer reads; plain ints keep the hot path cheap."""
+
+    dispatched: int = 0
+    acked: int = 0
+    records_done: int = 0
+    redelivered: int = 0
+    dead_lettered: int = 0
+    late_acks: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+class ProtocolViolation(Exception):
+    """A worker broke the stream protocol; its session must be closed."""
+
+
+class Dispatcher:
+    """Assigns queued tasks to workers with credit and settles their outcomes."""
+
+    def __init__(
+        self,
+        *,
+        scheduler: Scheduler,
+        dead_letters: DeadLetters,
+        max_attempts: int,
+        lease_timeout_s: float,
+        retry_backoff_s: float,
+        clock: Callable[[], float],
+        id_prefix: str = "t",
+    ) -> None:
+        self.scheduler = scheduler
+        self._dead_letters = dead_letters
+        self._max_attempts = max_attempts
+        self._lease_timeout_s = lease_timeout_s
+        self._retry_backoff_s = retry_backoff_s
+        self._clock = clock
+        self._prefix = id_prefix
+        self.workers: dict[str, WorkerState] = {}
+        self._rr: deque[str] = deque()
+        self.trackers: dict[TopicPartition, OffsetTracker] = {}
+        self.events = Events()
+        self.draining = False
+
+    # -- partitions -----------------------------------------------------------------
+    def assign(self, tp: TopicPartition, start: int | None) -> OffsetTracker:
+        """Start tracking a newly assigned partition."""
+        tracker = self.trackers[tp] = OffsetTracker(start)
+        return tracker
+
+    def revoke(self, tps: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """Stop dispatching these partitions; returns their committable offsets."""
+        offsets = self.committable(tps)
+        for task in self.scheduler.drop_partitions(tps):
+            task.revoked = True
+        for worker in self.workers.values():
+            for task in worker.inflight.values():
+                if task.tp in tps:
+                    task.revoked = True
+        for tp in tps:
+            self.trackers.pop(tp, None)
+        return offsets
+
+    def committable(self, tps: set[TopicPartition] | None = None) -> dict[TopicPartition, int]:
+        """Offset safe to commit per partition (only partitions with something consumed)."""
+        result: dict[TopicPartition, int] = {}
+        for tp, tracker in self.trackers.items():
+            if tps is not None and tp not in tps:
+                continue
+            offset = tracker.committable()
+            if offset is not None:
+                result[tp] = offset
+        return result
+
+    @property
+    def pending_records(self) -> int:
+        """Consumed records not yet durably handled: the backpressure measure."""
+        return sum(t.outstanding for t in self.trackers.values())
+
+    # -- tasks ----------------------------------------------------------------------
+    def submit(self, task: Task) -> None:
+        """Queue a task the batcher closed."""
+        if self.trackers.get(task.tp) is not task.tracker:
+            return  # its partition was revoked while the batch was open
+        self.scheduler.push(task)
+
+    def dispatch(self) -> int:
+        """Send queued tasks to workers with credit, round-robin; returns tasks sent."""
+        if self.draining:
+            return 0
+        now = self._clock()
+        sent = 0
+        rr = self._rr
+        idle_rounds = 0
+        while rr and idle_rounds < len(rr):
+            session = rr[0]
+            rr.rotate(-1)
+            worker = self.workers[session]
+            if worker.available <= 0:
+                idle_rounds += 1
+                continue
+            task = self.scheduler.pop(now)
+            if task is None:
+                break
+            idle_rounds = 0
+            self._send(worker, task, now)
+            sent += 1
+        return sent
+
+    def _send(self, worker: WorkerState, task: Task, now: float) -> None:
+        worker.available -= 1
+        worker.inflight[task.stamp_attempt()] = task
+        task.session = worker.session
+        task.lease_deadline = now + self._lease_timeout_s
+        self.events.dispatched += 1
+        if task.attempt > 1:
+            self.events.redelivered += 1
+        worker.transport.send(worker.session, task)
+
+    # -- workers --------------------------------------------------------------------
+    def connect(
+        self, session: str, worker_id: str, max_inflight: int, transport: Transport
+    ) -> WorkerState:
+        """Register a worker session after its Hello."""
+        worker = WorkerState(session, worker_id, max_inflight, transport)
+        self.workers[session] = worker
+        self._rr.append(session)
+        return worker
+
+    def credit(self, session: str, available: int) -> None:
+        """The worker can take `available` more tasks now (0 withdraws its credit)."""
+        worker = self.workers[session]
+        worker.accepting = available > 0
+        worker.available = max(0, min(available, worker.max_inflight - len(worker.inflight)))
+
+    def ack(self, session: str, task_id: str, ok: bool, retry: bool, error: str) -> None:
+        """Settle one task; raises ProtocolViolation for a task this worker does not hold."""
+        worker = self.workers[session]
+        task = worker.inflight.pop(task_id, None)
+        if task is None:
+            raise ProtocolViolation(f"ack for unknown task {task_id!r}")
+        if worker.accepting:
+            # An ack hands its slot back: one message per task instead of two.
+            worker.available = min(worker.available + 1, worker.max_inflight - len(worker.inflight))
+        now = self._clock()
+        if task.session != session or task.wire_id != task_id:
+            # Its lease expired and it was redelivered: this result is a counted duplicate.
+            self.events.late_acks += 1
+            return
+        self.events.acked += 1
+        if ok:
+            worker.acks += 1
+            worker.records_done += task.size
+            self._complete(task, now)
+        else:
+            worker.failures += 1
+            self._fail(task, Failure.RETRY if retry else Failure.REJECT, error, now)
+
+    def disconnect(self, session: str) -> None:
+        """The worker's stream ended: requeue everything it held."""
+        worker = self.workers.pop(session, None)
+        if worker is None:
+            return
+        self._rr.remove(session)
+        now = self._clock()
+        for wire_id, task in worker.inflight.items():
+            if task.session == session and task.wire_id == wire_id:
+                self._fail(task, Failure.LOST, f"worker {worker.worker_id} lost", now)
+
+    def expire_leases(self) -> int:
+        """Requeue tasks whose lease ran out; the slow worker keeps the slot until it acks."""
+        now = self._clock()
+        expired = 0
+        for worker in self.workers.values():
+            for wire_id, task in worker.inflight.items():
+                if (
+                    task.session == worker.session
+                    and task.wire_id == wire_id
+                    and task.lease_deadline <= now
+                ):
+                    task.session = None
+                    self._fail(task, Failure.LEASE, "task lease expired", now)
+                    expired += 1
+        return expired
+
+    # -- outcomes -------------------------------------------------------------------
+    def _complete(self, task: Task, now: float) -> None:
+        self.scheduler.release(task, requeue=False, now=now)
+        if task.revoked or self.trackers.get(task.tp) is not task.tracker:
+            return  # revoked: the new owner re-reads these records
+        task.tracker.complete(task.offsets)
+        self.events.records_done += task.size
+
+    def _fail(self, task: Task, why: Failure, error: str, now: float) -> None:
+        self.events.failures[why.value] = self.events.failures.get(why.value, 0) + 1
+        if task.revoked or self.trackers.get(task.tp) is not task.tracker:
+            self.scheduler.release(task, requeue=False, now=now)
+            return
+        task.attempt += 1
+        task.session = None
+        if why is Failure.REJECT and task.size > 1:
+            # Bisect: the records are at fault, so find which ones in log2(n) rounds
+            # instead of sending all of them to the dead-letter topic.
+            self.scheduler.replace(task, task.split(self._prefix), now)
+            return
+        task.failures += 1
+        if task.failures >= self._max_attempts:
+            if task.size > 1:
+                self.scheduler.replace(task, task.split(self._prefix), now)
+                return
+            self.scheduler.release(task, requeue=False, now=now)
+            self.events.dead_lettered += task.size
+            self._dead_letters.write(task, why.value, error or why.value)
+            return
+        if why is Failure.RETRY:
+            backoff = self._retry_backoff_s * 2 ** (task.failures - 1)
+            task.not_before = now + min(backoff, MAX_RETRY_BACKOFF_S)
+        self.scheduler.release(task, requeue=True, now=now)
+
+    def dead_lettered(self, task: Task) -> None:
+        """The DLQ write of `task` was confirmed: its offsets may advance."""
+        if not task.revoked and self.trackers.get(task.tp) is task.tracker:
+            task.tracker.complete(task.offsets)
+            self.events.records_done += task.size
+
+    def dead_letter_failed(self, task: Task) -> None:
+        """The DLQ write failed: try the whole route again later."""
+        task.failures = self._max_attempts - 1
+        task.not_before = self._clock() + self._retry_backoff_s
+        if not task.revoked and self.trackers.get(task.tp) is task.tracker:
+            self.scheduler.push(task)
+
+    def inflight_tasks(self) -> int:
+        """Tasks handed to workers and not yet acked."""
+        return sum(len(w.inflight) for w in self.workers.values())

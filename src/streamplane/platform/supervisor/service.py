@@ -1,0 +1,223 @@
+"""The Runner gRPC service: one bidirectional stream per worker session.
+
+The stream carries Hello, Credit and Ack up, Welcome, Task and Drain down. A worker that
+breaks the protocol (no Hello first, a second Hello, an ack for a task it does not hold,
+bytes that do not parse) is disconnected with a logged reason, and what it held is
+requeued by `Dispatcher.disconnect`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from streamplane.platform import metrics as m
+from streamplane.platform.supervisor.dispatcher import Dispatcher, ProtocolViolation
+from streamplane.platform.supervisor.tasks import Task
+from streamplane.runner.v1 import runner_pb2, runner_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "streamplane.runner.v1.Runner"
+MAX_DECLARED_INFLIGHT = 1024
+# A worker that says nothing for this long after connecting is not a worker.
+HELLO_TIMEOUT_S = 10.0
+# Tasks carry up to BATCH_MAX_BYTES of records; leave room above gRPC's 4 MiB default.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Close:
+    code: grpc.StatusCode
+    reason: str
+
+
+_Outgoing = runner_pb2.SupervisorMessage | _Close | None
+
+
+class StreamTransport:
+    """Dispatch over the Connect stream: a task goes into its session's outbox."""
+
+    def __init__(self) -> None:
+        self.outboxes: dict[str, asyncio.Queue[_Outgoing]] = {}
+
+    def send(self, session: str, task: Task) -> None:
+        """Queue the task's message on the session's stream."""
+        m.TASKS_DISPATCHED.labels(m.tenant_label(task.tenant)).inc()
+        self.outboxes[session].put_nowait(task.message)
+
+
+class RunnerService(runner_pb2_grpc.RunnerServicer):
+    """Serves Runner.Connect on top of a Dispatcher."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        welcome_config: Mapping[str, str],
+        transport: StreamTransport | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._config = dict(welcome_config)
+        self.transport = transport or StreamTransport()
+        self._on_change = on_change or dispatcher.dispatch
+        self.draining = False
+
+    async def Connect(  # noqa: N802 - the generated servicer's method name
+        self,
+        request_iterator: AsyncIterator[runner_pb2.WorkerMessage],
+        context: grpc.aio.ServicerContext[runner_pb2.WorkerMessage, runner_pb2.SupervisorMessage],
+    ) -> AsyncIterator[runner_pb2.SupervisorMessage]:
+        """Run one worker session until the stream ends."""
+        session = uuid.uuid4().hex[:12]
+        try:
+            first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT_S)
+        except (StopAsyncIteration, TimeoutError):
+            return
+        hello_error = _check_hello(first)
+        if hello_error:
+            self._violation(session, hello_error)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, hello_error)
+            return
+        hello = first.hello
+        outbox: asyncio.Queue[_Outgoing] = asyncio.Queue()
+        self.transport.outboxes[session] = outbox
+        self._dispatcher.connect(session, hello.worker_id, hello.max_inflight, self.transport)
+        m.WORKERS.set(len(self._dispatcher.workers))
+        logger.info(
+            "worker connected",
+            extra={"worker": hello.worker_id, "session": session, "max_inflight": hello.max_inflight},
+        )
+        welcome = runner_pb2.SupervisorMessage()
+        welcome.welcome.session_id = session
+        welcome.welcome.config.update(self._config)
+        yield welcome
+        if self.draining:
+            yield _drain_message("supervisor is draining")
+        reader = asyncio.create_task(self._read(session, request_iterator, outbox))
+        try:
+            while True:
+                item = await outbox.get()
+                if item is None:
+                    return
+                if isinstance(item, _Close):
+                    await context.abort(item.code, item.reason)
+                    return
+                yield item
+        finally:
+            reader.cancel()
+            self.transport.outboxes.pop(session, None)
+            self._dispatcher.disconnect(session)
+            m.WORKERS.set(len(self._dispatcher.workers))
+            logger.info("worker disconnected", extra={"worker": hello.worker_id, "session": session})
+            self._on_change()
+
+    async def _read(
+        self,
+        session: str,
+        requests: AsyncIterator[runner_pb2.WorkerMessage],
+        outbox: asyncio.Queue[_Outgoing],
+    ) -> None:
+        try:
+            async for request in requests:
+                error = self._handle(session, request)
+                if error:
+                    self._violation(session, error)
+                    outbox.put_nowait(_Close(grpc.StatusCode.FAILED_PRECONDITION, error))
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any read failure ends this session only
+            self._violation(session, f"unreadable stream: {exc}")
+            outbox.put_nowait(_Close(grpc.StatusCode.INVALID_ARGUMENT, "unreadable message"))
+            return
+        outbox.put_nowait(None)
+
+    def _handle(self, session: str, request: runner_pb2.WorkerMessage) -> str | None:
+        kind = request.WhichOneof("body")
+        if kind == "ack":
+            ack = request.ack
+            ok = ack.status == runner_pb2.ACK_STATUS_OK
+            retry = ack.status == runner_pb2.ACK_STATUS_RETRY
+            if not (ok or retry or ack.status == runner_pb2.ACK_STATUS_REJECT):
+                return f"ack {ack.task_id!r} has no status"
+            try:
+                self._dispatcher.ack(session, ack.task_id, ok, retry, ack.error)
+            except ProtocolViolation as exc:
+                return str(exc)
+            m.TASKS_ACKED.labels(runner_pb2.AckStatus.Name(ack.status)).inc()
+        elif kind == "credit":
+            self._dispatcher.credit(session, request.credit.available)
+        elif kind == "hello":
+            return "second Hello on one stream"
+        else:
+            return "empty message"
+        self._on_change()
+        return None
+
+    def _violation(self, session: str, reason: str) -> None:
+        m.PROTOCOL_ERRORS.inc()
+        logger.warning("worker protocol violation", extra={"session": session, "reason": reason})
+
+    def drain_all(self, reason: str) -> None:
+        """Tell every connected worker to finish in-flight work and take no more."""
+        self.draining = True
+        for outbox in self.transport.outboxes.values():
+            outbox.put_nowait(_drain_message(reason))
+
+
+def _drain_message(reason: str) -> runner_pb2.SupervisorMessage:
+    message = runner_pb2.SupervisorMessage()
+    message.drain.reason = reason
+    return message
+
+
+def _check_hello(message: runner_pb2.WorkerMessage) -> str | None:
+    if message.WhichOneof("body") != "hello":
+        return "the first message must be Hello"
+    hello = message.hello
+    if not hello.worker_id:
+        return "Hello without worker_id"
+    if not 1 <= hello.max_inflight <= MAX_DECLARED_INFLIGHT:
+        return f"Hello max_inflight {hello.max_inflight} outside 1..{MAX_DECLARED_INFLIGHT}"
+    return None
+
+
+def create_server(
+    address: str, service: RunnerService
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """A gRPC server with Runner and the standard health service; returns the bound port."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.keepalive_timeout_ms", 5_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ]
+    )
+    runner_pb2_grpc.add_RunnerServicer_to_server(service, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    return server, port, health_servicer
+
+
+async def set_serving(servicer: health.aio.HealthServicer, serving: bool) -> None:
+    """Flip the health status of the Runner service and the server as a whole."""
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    await servicer.set(SERVICE_NAME, status)
+    await servicer.set("", status)

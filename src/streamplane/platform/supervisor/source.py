@@ -1,0 +1,231 @@
+"""The supervisor's Kafka consumer: fetch, batch, backpressure, rebalance and commit.
+
+The consumer is owned by one asyncio task; blocking `consume` calls run in a dedicated
+thread. Rebalance callbacks fire inside `consume`, on that thread, while the event loop
+is free (it awaits the same call), so they hop onto the loop and wait for it: all
+dispatch state is touched by the loop thread only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from streamplane.platform import metrics as m
+from streamplane.platform.supervisor.batching import Batcher
+from streamplane.platform.supervisor.dispatcher import Dispatcher
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Records taken per consume call: big enough to amortise the thread hop, small enough
+# that the loop serves acks between calls.
+CONSUME_BATCH = 2000
+
+
+class Source:
+    """Consumes INPUT_TOPIC into the dispatcher, pausing above the pending bound."""
+
+    def __init__(
+        self,
+        *,
+        consumer_factory: Callable[[], Consumer],
+        topic: str,
+        dispatcher: Dispatcher,
+        batcher: Batcher,
+        high_mark: int,
+        low_mark: int,
+        linger_s: float,
+        commit_interval_s: float,
+        on_tick: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._factory = consumer_factory
+        self._topic = topic
+        self._dispatcher = dispatcher
+        self._batcher = batcher
+        self._high = high_mark
+        self._low = low_mark
+        self._poll_s = max(0.005, min(linger_s, 0.1))
+        self._commit_interval_s = commit_interval_s
+        self._on_tick = on_tick
+        self._clock = clock
+        self._consumer: Consumer | None = None
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, "sp-consumer")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_commit: dict[tuple[str, int], int] = {}
+        self.paused = False
+        self.assigned: set[tuple[str, int]] = set()
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; the caller then drains and calls `close`."""
+        self._loop = asyncio.get_running_loop()
+        consumer = self._consumer = self._factory()
+        consumer.subscribe(
+            [self._topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        next_commit = self._clock() + self._commit_interval_s
+        while not stop.is_set():
+            msgs = await self._loop.run_in_executor(
+                self._executor, consumer.consume, CONSUME_BATCH, self._poll_s
+            )
+            now = self._clock()
+            if msgs:
+                self._ingest(msgs, now)
+            self._batcher.flush_due(now)
+            self._dispatcher.dispatch()
+            self._backpressure(consumer)
+            self._on_tick()
+            if now >= next_commit:
+                self.commit(asynchronous=True)
+                next_commit = now + self._commit_interval_s
+
+    async def close(self) -> None:
+        """Final synchronous commit, then leave the group."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._final_commit)
+            await loop.run_in_executor(self._executor, consumer.close)
+        finally:
+            self._consumer = None
+            self._executor.shutdown(wait=False)
+
+    def _final_commit(self) -> None:
+        # Runs on the consumer thread; the loop is awaiting us, so reading state is safe.
+        self.commit(asynchronous=False)
+
+    # -- the hot path -----------------------------------------------------------------
+    def _ingest(self, msgs: list[Any], now: float) -> None:
+        trackers = self._dispatcher.trackers
+        add = self._batcher.add
+        count = 0
+        for msg in msgs:
+            if msg.error() is not None:
+                self._consumer_error(msg.error())
+                continue
+            tp = (msg.topic(), msg.partition())
+            tracker = trackers.get(tp)
+            if tracker is None:
+                continue  # revoked between fetch and now: the new owner reads it
+            offset = msg.offset()
+            tracker.register((offset,))
+            add(tp, tracker, offset, msg.key(), msg.value() or b"", msg.headers(),
+                msg.timestamp()[1], now)
+            count += 1
+        if count:
+            m.RECORDS_CONSUMED.inc(count)
+
+    def _consumer_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._PARTITION_EOF:
+            return
+        level = logging.ERROR if err.fatal() else logging.WARNING
+        logger.log(level, "consumer error", extra={"error": str(err)})
+
+    def _backpressure(self, consumer: Consumer) -> None:
+        pending = self._dispatcher.pending_records
+        if not self.paused and pending >= self._high:
+            consumer.pause(self._assignment())
+            self.paused = True
+            m.PAUSED.set(1)
+            logger.info("paused fetching", extra={"pending": pending})
+        elif self.paused and pending <= self._low:
+            consumer.resume(self._assignment())
+            self.paused = False
+            m.PAUSED.set(0)
+            logger.info("resumed fetching", extra={"pending": pending})
+
+    def _assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(t, p) for t, p in self.assigned]
+
+    # -- commits ----------------------------------------------------------------------
+    def commit(self, asynchronous: bool) -> None:
+        """Commit what moved since the last commit."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        changed = [
+            TopicPartition(t, p, o)
+            for (t, p), o in self._dispatcher.committable().items()
+            if self._last_commit.get((t, p)) != o
+        ]
+        self._commit(consumer, changed, asynchronous)
+
+    def _commit(self, consumer: Consumer, tps: list[TopicPartition], asynchronous: bool) -> None:
+        if not tps:
+            return
+        try:
+            if asynchronous:
+                consumer.commit(offsets=tps, asynchronous=True)
+            else:
+                consumer.commit(offsets=tps, asynchronous=False)
+        except Exception as exc:  # noqa: BLE001 - a failed commit is retried next interval
+            m.COMMITS.labels("error").inc()
+            logger.warning("commit failed", extra={"error": str(exc)})
+            return
+        m.COMMITS.labels("ok").inc()
+        for tp in tps:
+            self._last_commit[(tp.topic, tp.partition)] = tp.offset
+            m.COMMITTED_OFFSET.labels(tp.topic, str(tp.partition)).set(tp.offset)
+
+    # -- rebalance (called on the consumer thread) ------------------------------------
+    def _on_loop(self, fn: Callable[[], T]) -> T:
+        assert self._loop is not None
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def call() -> None:
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                future.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(call)
+        return future.result()
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        def assign() -> None:
+            for tp in partitions:
+                key = (tp.topic, tp.partition)
+                self._dispatcher.assign(key, None)
+                self.assigned.add(key)
+            m.ASSIGNED_PARTITIONS.set(len(self.assigned))
+
+        self._on_loop(assign)
+        if self.paused:
+            # New partitions start paused too, or a backlog could overrun the bound.
+            consumer.pause(partitions)
+        logger.info("partitions assigned", extra={"partitions": [p.partition for p in partitions]})
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        offsets = self._on_loop(lambda: self._revoke(partitions))
+        tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        self._commit(consumer, tps, asynchronous=False)
+        logger.info("partitions revoked", extra={"partitions": [p.partition for p in partitions]})
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Lost, not revoked: another member may already own them, so commit nothing.
+        self._on_loop(lambda: self._revoke(partitions))
+        logger.warning("partitions lost", extra={"partitions": [p.partition for p in partitions]})
+
+    def _revoke(self, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
+        keys = {(tp.topic, tp.partition) for tp in partitions}
+        self._batcher.drop_partitions(keys)
+        offsets = self._dispatcher.revoke(keys)
+        self.assigned -= keys
+        for key in keys:
+            self._last_commit.pop(key, None)
+        m.ASSIGNED_PARTITIONS.set(len(self.assigned))
+        return offsets

@@ -1,0 +1,1 @@
+"""The worker: takes tasks by credit, runs a processor, writes results, acks."""

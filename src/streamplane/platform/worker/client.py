@@ -1,0 +1,240 @@
+"""The worker's side of Runner.Connect: session, credit, tasks, acks, reconnects, drain.
+
+Tasks are processed one at a time on a dedicated thread (the feature engine has its own
+threads); acks go back the moment a task's writes are durable, so up to MAX_INFLIGHT
+tasks overlap between processing and delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import random
+import signal
+import socket
+import time
+
+import grpc
+
+from streamplane import __version__
+from streamplane.config import Settings
+from streamplane.platform import metrics as m
+from streamplane.platform.kafka.clients import producer_config
+from streamplane.platform.worker.pipeline import Pipeline
+from streamplane.platform.worker.processor import Processor, ProcessorContext, load_processor
+from streamplane.runner.v1 import runner_pb2, runner_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+FIRST_BACKOFF_S = 0.1
+
+_Outgoing = runner_pb2.WorkerMessage | None
+
+
+class Worker:
+    """One worker process: build with settings, then `await run()`."""
+
+    def __init__(self, settings: Settings, processor: Processor | None = None) -> None:
+        self.settings = settings
+        self.worker_id = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self._processor = processor
+        self._stop = asyncio.Event()
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, "sp-process")
+        self._inflight: dict[str, float] = {}
+        self._session = 0
+        self._outbox: asyncio.Queue[_Outgoing] | None = None
+        self._last_activity = time.monotonic()
+        self._pipeline: Pipeline | None = None
+        self.exit_reason = ""
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def run(self) -> int:
+        """Connect (and reconnect) until stopped; returns the exit code."""
+        s = self.settings
+        processor = self._processor or load_processor(s.worker_processor, s)
+        self._pipeline = Pipeline(processor, producer_config(s, self.worker_id))
+        self._pipeline.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, "signal")
+        watchdog = asyncio.create_task(self._watch_idle())
+        backoff = FIRST_BACKOFF_S
+        try:
+            while not self._stop.is_set():
+                welcomed = await self._connect_once()
+                if self._stop.is_set():
+                    break
+                backoff = FIRST_BACKOFF_S if welcomed else backoff
+                delay = backoff * (0.5 + random.random())  # noqa: S311 - jitter, not crypto
+                logger.info("reconnecting", extra={"in_s": round(delay, 3)})
+                try:
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                except TimeoutError:
+                    pass
+                backoff = min(backoff * 2, s.reconnect_max_backoff_s)
+        finally:
+            watchdog.cancel()
+            left = await loop.run_in_executor(None, self._pipeline.stop, s.drain_timeout_s)
+            self._executor.shutdown(wait=False)
+        logger.info("worker stopped", extra={"reason": self.exit_reason, "undelivered": left})
+        return 0 if left == 0 else 1
+
+    def request_stop(self, reason: str) -> None:
+        """Finish in-flight tasks, then exit."""
+        if self._stop.is_set():
+            return
+        self.exit_reason = reason
+        logger.info("worker stopping", extra={"reason": reason})
+        self._stop.set()
+
+    async def _watch_idle(self) -> None:
+        idle = self.settings.worker_idle_exit_s
+        while idle is not None:
+            await asyncio.sleep(min(0.5, idle))
+            if not self._inflight and time.monotonic() - self._last_activity >= idle:
+                self.request_stop("idle")
+                return
+
+    # -- one session ------------------------------------------------------------------
+    async def _connect_once(self) -> bool:
+        """Run one stream until it ends; returns whether the supervisor welcomed us."""
+        self._session += 1
+        session = self._session
+        outbox: asyncio.Queue[_Outgoing] = asyncio.Queue()
+        self._outbox = outbox
+        outbox.put_nowait(self._hello())
+        welcomed = False
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.keepalive_timeout_ms", 5_000),
+        ]
+        async with grpc.aio.insecure_channel(self.settings.supervisor_grpc_addr, options) as ch:
+            call = runner_pb2_grpc.RunnerStub(ch).Connect(_drain_outbox(outbox))
+            stopper = asyncio.create_task(self._close_when_stopped(outbox))
+            try:
+                async for message in call:
+                    kind = message.WhichOneof("body")
+                    if kind == "task":
+                        self._start_task(session, message.task)
+                    elif kind == "welcome":
+                        welcomed = True
+                        self._welcome(message.welcome, outbox)
+                    elif kind == "drain":
+                        logger.info("supervisor asked to drain", extra={"reason": message.drain.reason})
+                        outbox.put_nowait(_credit(0))
+            except grpc.aio.AioRpcError as exc:
+                logger.warning(
+                    "stream ended",
+                    extra={"code": exc.code().name, "details": exc.details() or ""},
+                )
+            finally:
+                stopper.cancel()
+                self._inflight.clear()  # the supervisor requeues what this session held
+        return welcomed
+
+    def _hello(self) -> runner_pb2.WorkerMessage:
+        s = self.settings
+        msg = runner_pb2.WorkerMessage()
+        hello = msg.hello
+        hello.worker_id = self.worker_id
+        hello.node_id = s.mesh_node_id or socket.gethostname()
+        hello.max_inflight = s.max_inflight
+        hello.transport = runner_pb2.TRANSPORT_GRPC
+        hello.engine = s.worker_engine
+        hello.version = __version__
+        return msg
+
+    def _welcome(self, welcome: runner_pb2.Welcome, outbox: asyncio.Queue[_Outgoing]) -> None:
+        s = self.settings
+        config = dict(welcome.config)
+        context = ProcessorContext(
+            output_topic=config.get("output_topic", s.output_topic),
+            dlq_topic=config.get("dlq_topic", s.dlq_topic),
+            settings=s,
+        )
+        assert self._pipeline is not None
+        self._pipeline.processor.open(context)
+        logger.info("welcomed", extra={"session": welcome.session_id, "output": context.output_topic})
+        if not self._stop.is_set():
+            outbox.put_nowait(_credit(s.max_inflight))
+
+    async def _close_when_stopped(self, outbox: asyncio.Queue[_Outgoing]) -> None:
+        """On stop: withdraw credit, let in-flight tasks finish, then end the stream."""
+        await self._stop.wait()
+        outbox.put_nowait(_credit(0))
+        deadline = time.monotonic() + self.settings.drain_timeout_s
+        while self._inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        outbox.put_nowait(None)
+
+    # -- tasks ------------------------------------------------------------------------
+    def _start_task(self, session: int, task: runner_pb2.Task) -> None:
+        self._inflight[task.task_id] = time.monotonic()
+        self._last_activity = time.monotonic()
+        loop = asyncio.get_running_loop()
+        assert self._pipeline is not None
+        pipeline = self._pipeline
+        acked = [False]
+
+        def done(error: str | None) -> None:
+            loop.call_soon_threadsafe(self._finish, session, task.task_id, error, False, acked)
+
+        def work() -> None:
+            try:
+                pipeline.run(task, done)
+            except Exception as exc:  # noqa: BLE001 - a processor failure rejects the attempt
+                logger.warning("task rejected", extra={"task": task.task_id, "error": repr(exc)})
+                loop.call_soon_threadsafe(self._finish, session, task.task_id, repr(exc), True, acked)
+
+        loop.run_in_executor(self._executor, work)
+
+    def _finish(
+        self, session: int, task_id: str, error: str | None, rejected: bool, acked: list[bool]
+    ) -> None:
+        if acked[0]:
+            return  # a rejected task's earlier writes reporting in: already answered
+        acked[0] = True
+        started = self._inflight.pop(task_id, None)
+        self._last_activity = time.monotonic()
+        if session != self._session or self._outbox is None or started is None:
+            return  # that stream is gone; the supervisor has requeued the task
+        msg = runner_pb2.WorkerMessage()
+        msg.ack.task_id = task_id
+        if rejected:
+            msg.ack.status = runner_pb2.ACK_STATUS_REJECT
+            msg.ack.error = (error or "")[:1024]
+            status = "reject"
+        elif error:
+            msg.ack.status = runner_pb2.ACK_STATUS_RETRY
+            msg.ack.error = error[:1024]
+            status = "retry"
+        else:
+            msg.ack.status = runner_pb2.ACK_STATUS_OK
+            status = "ok"
+        m.WORKER_TASKS.labels(status).inc()
+        m.WORKER_TASK_SECONDS.observe(time.monotonic() - started)
+        self._outbox.put_nowait(msg)
+
+
+def _credit(available: int) -> runner_pb2.WorkerMessage:
+    msg = runner_pb2.WorkerMessage()
+    msg.credit.available = available
+    return msg
+
+
+async def _drain_outbox(outbox: asyncio.Queue[_Outgoing]):  # type: ignore[no-untyped-def]
+    while True:
+        item = await outbox.get()
+        if item is None:
+            return
+        yield item
+
+
+def run_worker(settings: Settings) -> int:
+    """Entry point for `streamplane worker`."""
+    return asyncio.run(Worker(settings).run())

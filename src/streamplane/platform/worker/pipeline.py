@@ -1,0 +1,124 @@
+"""Runs a processor over one task and reports once every write is durable.
+
+Writes go through one idempotent acks=all producer. Each task counts its own delivery
+reports, so tasks overlap: the worker processes task N+1 while N's writes are in flight,
+and acks N the moment its last report arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Producer
+
+from streamplane.platform import metrics as m
+from streamplane.platform.headers import HeaderList
+from streamplane.platform.worker.processor import Processor
+from streamplane.runner.v1 import runner_pb2
+
+logger = logging.getLogger(__name__)
+
+# How long one poll of the delivery-report thread blocks: the ack latency floor.
+POLL_S = 0.005
+
+
+class TaskDelivery:
+    """Counts one task's delivery reports; calls `done(error)` after the last."""
+
+    __slots__ = ("_done", "_lock", "_sealed", "error", "pending", "written")
+
+    def __init__(self, done: Callable[[str | None], None]) -> None:
+        self._done = done
+        self._lock = threading.Lock()
+        self._sealed = False
+        self.written = 0
+        self.error: str | None = None
+        # `pending` is read under the lock only; reports come from the poll thread.
+        self.pending = 0
+
+    def delivered(self, err: Any, _msg: Any) -> None:
+        """Delivery callback, on the producer's poll thread."""
+        with self._lock:
+            if err is not None and self.error is None:
+                self.error = str(err)
+            self.pending -= 1
+            finished = self._sealed and self.pending == 0
+        if finished:
+            self._done(self.error)
+
+    def seal(self) -> None:
+        """No more writes will be added; fire now if all reports are already in."""
+        with self._lock:
+            self._sealed = True
+            finished = self.pending == 0
+        if finished:
+            self._done(self.error)
+
+
+class Pipeline:
+    """Processor + producer + delivery tracking for one worker."""
+
+    def __init__(self, processor: Processor, producer_conf: dict[str, object]) -> None:
+        self.processor = processor
+        self._conf = producer_conf
+        self._producer: Producer | None = None
+        self._poller: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        """Create the producer and its delivery-report thread."""
+        self._producer = Producer(self._conf)
+        self._poller = threading.Thread(target=self._poll_forever, name="sp-delivery", daemon=True)
+        self._poller.start()
+
+    def _poll_forever(self) -> None:
+        producer = self._producer
+        assert producer is not None
+        while not self._stopping.is_set():
+            producer.poll(POLL_S)
+
+    def run(self, task: runner_pb2.Task, done: Callable[[str | None], None]) -> None:
+        """Process `task` (on the caller's thread); `done` fires when writes are durable.
+
+        Raises whatever the processor raises: that attempt is then rejected. Writes made
+        before the exception may still land; the supervisor counts them as duplicates.
+        """
+        producer = self._producer
+        assert producer is not None
+        delivery = TaskDelivery(done)
+        callback = delivery.delivered
+        lock = delivery._lock  # noqa: SLF001 - same object, hot path
+
+        def emit(
+            topic: str, key: bytes | None, value: bytes, headers: HeaderList
+        ) -> None:
+            with lock:
+                delivery.pending += 1
+            while True:
+                try:
+                    producer.produce(topic, value, key, headers=headers, on_delivery=callback)
+                    break
+                except BufferError:
+                    # The local queue is full: let deliveries drain it, then retry.
+                    producer.poll(0.05)
+            delivery.written += 1
+
+        try:
+            self.processor.process(task, emit)
+        finally:
+            delivery.seal()
+        m.WORKER_RECORDS_OUT.labels("all").inc(delivery.written)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """Flush outstanding writes and stop; returns writes still undelivered."""
+        self._stopping.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+        left = 0
+        if self._producer is not None:
+            left = int(self._producer.flush(timeout))
+        self.processor.close()
+        return left

@@ -1,0 +1,77 @@
+"""The worker's processor seam: what turns one task's records into output records.
+
+A processor writes through an `Emit` callable; the pipeline tracks every write's delivery
+report and acks the task only once all of them are durable. Raising from `process`
+rejects the attempt (the supervisor bisects and eventually dead-letters the culprit);
+a bad *record* should instead be emitted to the dead-letter topic, so the rest of the
+task goes on.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from streamplane.config import Settings
+from streamplane.exceptions import ConfigError
+from streamplane.platform.headers import HeaderList
+from streamplane.runner.v1 import runner_pb2
+
+
+class Emit(Protocol):
+    """Writes one record; its delivery is tracked by the pipeline."""
+
+    def __call__(
+        self, topic: str, key: bytes | None, value: bytes, headers: HeaderList
+    ) -> None:
+        """Produce the record."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorContext:
+    """What a processor needs to know about where its output goes."""
+
+    output_topic: str
+    dlq_topic: str
+    settings: Settings
+
+
+class Processor(ABC):
+    """Turns a task into output records; one instance per worker, called serially."""
+
+    name = "processor"
+
+    def open(self, context: ProcessorContext) -> None:  # noqa: B027 - optional hook
+        """Called once the supervisor has welcomed the worker (topics are known)."""
+
+    @abstractmethod
+    def process(self, task: runner_pb2.Task, emit: Emit) -> None:
+        """Emit the outputs of every record of `task`."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""
+
+
+ProcessorFactory = Callable[[Settings], Processor]
+
+
+def load_processor(spec: str, settings: Settings) -> Processor:
+    """`features` (the default) or `package.module:factory`, a callable taking Settings."""
+    if spec == "features":
+        from streamplane.platform.worker.features_processor import FeaturesProcessor
+
+        return FeaturesProcessor(settings)
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError("WORKER_PROCESSOR", f"expected 'features' or 'module:factory', got {spec!r}")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError("WORKER_PROCESSOR", f"cannot load {spec!r}: {exc}") from exc
+    processor = factory(settings)
+    if not isinstance(processor, Processor):
+        raise ConfigError("WORKER_PROCESSOR", f"{spec!r} did not return a Processor")
+    return processor

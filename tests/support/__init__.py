@@ -1,0 +1,1 @@
+"""Helpers shared by streamplane's tests: bounded waits and topic readers."""
