@@ -127,9 +127,12 @@ def test_a_broker_that_exits_early_reports_its_log(kafka_bootstrap: str, tmp_pat
     # The session broker holds its port, so a second broker there cannot bind and exits.
     port = int(kafka_bootstrap.rpartition(":")[2])
     broker = EmbeddedBroker(tmp_path / "clash", port=port)
-    with pytest.raises(BrokerStartError, match=r"exited with .*tail of .*broker\.log"):
-        broker.start(timeout=120)
-    assert not broker.is_running
+    try:
+        with pytest.raises(BrokerStartError, match=r"exited with .*tail of .*broker\.log"):
+            broker.start(timeout=120)
+        assert not broker.is_running
+    finally:
+        broker.stop()
 
 
 # ------------------------------------------------------------------------- admin helpers

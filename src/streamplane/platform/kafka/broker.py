@@ -457,6 +457,13 @@ class EmbeddedBroker:
 
     def _cluster_id(self) -> str:
         """Return the cluster id kept in the data dir, creating it on first use."""
+        # A formatted log dir is the authority (the readiness check compares against
+        # what the broker reports); the side file only carries the id until formatting.
+        meta = self._data_dir / _LOG_DIR_NAME / "meta.properties"
+        if meta.exists():
+            match = re.search(r"^cluster\.id=(\S+)", meta.read_text(), re.MULTILINE)
+            if match is not None:
+                return match.group(1)
         path = self._data_dir / _CLUSTER_ID_FILE
         if path.exists():
             return path.read_text().strip()
@@ -569,6 +576,7 @@ class EmbeddedBroker:
         process = self._process
         assert process is not None  # start() sets it just before calling us
         assert self._port is not None
+        cluster_id = self._cluster_id()
         admin: AdminClient | None = None
         while True:
             returncode = process.poll()
@@ -588,13 +596,17 @@ class EmbeddedBroker:
             if admin is None and _port_open(self._host, self._port, min(remaining, 1.0)):
                 admin = AdminClient({"bootstrap.servers": self.bootstrap})
             if admin is not None:
+                # Short tries: a broker that is up answers in milliseconds, and the loop
+                # must come back to poll() soon to notice a JVM that exited.
                 try:
-                    metadata = admin.list_topics(timeout=min(remaining, 5.0))
+                    metadata = admin.list_topics(timeout=min(remaining, 1.0))
                 except KafkaException:
                     metadata = None
                 # Only registered, unfenced brokers appear in the metadata, so an entry
-                # means topics can be created and written now.
-                if metadata is not None and metadata.brokers:
+                # means topics can be created and written now. The cluster id proves the
+                # answer came from our JVM and not from another broker already holding
+                # the port (ours will then fail to bind and exit, reported above).
+                if metadata is not None and metadata.brokers and metadata.cluster_id == cluster_id:
                     return
             # Waiting on the process doubles as the poll interval and notices an early exit.
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -637,8 +649,13 @@ def _tail_text(text: str, lines: int = 40) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def _tail_file(path: Path, lines: int = 40, max_bytes: int = 64 * 1024) -> str:
-    """Return the last ``lines`` lines of a possibly large file."""
+def _tail_file(path: Path, lines: int = 30, max_bytes: int = 256 * 1024) -> str:
+    """Return the last ``lines`` log lines of a possibly large file, stack frames left out.
+
+    Java stack frames (indented ``at ...`` and ``... N more`` lines) would push the
+    messages that say what went wrong ("Address already in use") out of a short tail;
+    the ``Caused by:`` lines stay.
+    """
     try:
         with path.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -647,7 +664,9 @@ def _tail_file(path: Path, lines: int = 40, max_bytes: int = 64 * 1024) -> str:
             data = handle.read()
     except OSError as exc:
         return f"(could not read {path}: {exc})"
-    return _tail_text(data.decode("utf-8", errors="replace"), lines)
+    text = data.decode("utf-8", errors="replace")
+    kept = [line for line in text.splitlines() if line.strip() and not line[:1].isspace()]
+    return "\n".join(kept[-lines:])
 
 
 # ------------------------------------------------------------------------------ foreground

@@ -1,0 +1,222 @@
+"""The wire format of the feature transform, shared by every engine.
+
+Parsing and validation of input events run on the host, the same for every engine, so
+engines differ only in how they compute features. Output rows are encoded here too, so
+that engines produce the same bytes for the same numbers.
+
+Speed matters: this runs on every record of the stream. Measured on the 2-core CI-like
+machine (see scripts/bench_features.py), one `orjson.loads` per record is the floor of
+the input side (~1.7 us a record); the type checks below are inlined into that loop
+because a function call per record costs about as much as the checks themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any, Final
+
+import orjson
+
+from streamplane.platform.features.base import FEATURE_COLUMNS, RecordError
+
+REQUIRED_FIELDS: Final = ("event_id", "tenant", "user_id", "event_type", "value", "ts")
+"""Input fields that must be present and non-null, in the order `ValidEvents` keeps them."""
+OPTIONAL_FIELD: Final = "skill"
+
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+_required = itemgetter(*REQUIRED_FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEvents:
+    """The valid records of a batch, as columns aligned with `indices`.
+
+    `value` holds Python ints and floats as JSON gave them; engines cast it to float64.
+    """
+
+    indices: list[int]
+    errors: list[RecordError]
+    event_id: Sequence[str]
+    tenant: Sequence[str]
+    user_id: Sequence[str]
+    event_type: Sequence[str]
+    value: Sequence[int | float]
+    ts: Sequence[int]
+    skill: Sequence[str | None]
+    src_timestamp_ms: Sequence[int]
+
+
+def parse_events(values: Sequence[bytes], timestamps_ms: Sequence[int]) -> ValidEvents:
+    """Parse and validate a batch; bad records become `RecordError`s, never exceptions."""
+    if len(values) != len(timestamps_ms):
+        raise ValueError(
+            f"got {len(values)} values but {len(timestamps_ms)} timestamps; they must align"
+        )
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    indices: list[int] = []
+    rows: list[tuple[Any, ...]] = []
+    errors: list[RecordError] = []
+    for index, raw in enumerate(values):
+        try:
+            obj = loads(raw)
+        # orjson raises this for non-bytes input too, a None tombstone value included.
+        except decode_error as exc:
+            errors.append(RecordError(index, "parse", f"invalid JSON: {exc.msg}"))
+            continue
+        if type(obj) is not dict:
+            reason = f"expected a JSON object, got {_json_type(obj)}"
+            errors.append(RecordError(index, "parse", reason))
+            continue
+        try:
+            row = _required(obj)
+        except KeyError:
+            errors.append(RecordError(index, "schema", _schema_reason(obj)))
+            continue
+        skill = obj.get(OPTIONAL_FIELD)
+        # Exact type checks, not isinstance: bool is a subclass of int and must not pass
+        # as a number. orjson yields only exact built-in types, so this loses nothing.
+        if (
+            type(row[0]) is str
+            and type(row[1]) is str
+            and type(row[2]) is str
+            and type(row[3]) is str
+            and (type(row[4]) is float or type(row[4]) is int)
+            and type(row[5]) is int
+            and _INT64_MIN <= row[5] <= _INT64_MAX
+            and (skill is None or type(skill) is str)
+        ):
+            indices.append(index)
+            rows.append((*row, skill))
+        else:
+            errors.append(RecordError(index, "schema", _schema_reason(obj)))
+    return _columns(indices, errors, rows, timestamps_ms)
+
+
+def _columns(
+    indices: list[int],
+    errors: list[RecordError],
+    rows: list[tuple[Any, ...]],
+    timestamps_ms: Sequence[int],
+) -> ValidEvents:
+    """Transpose the valid rows into columns (zip runs in C, unlike a loop per column)."""
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * 7
+    event_id, tenant, user_id, event_type, value, ts, skill = columns
+    return ValidEvents(
+        indices=indices,
+        errors=errors,
+        event_id=event_id,
+        tenant=tenant,
+        user_id=user_id,
+        event_type=event_type,
+        value=value,
+        ts=ts,
+        skill=skill,
+        src_timestamp_ms=[timestamps_ms[i] for i in indices],
+    )
+
+
+def _schema_reason(obj: dict[str, Any]) -> str:
+    """Say what is wrong with an object that failed validation (slow path, bad rows only)."""
+    for field in REQUIRED_FIELDS:
+        if field not in obj:
+            return f"missing field {field!r}"
+        field_value = obj[field]
+        if field_value is None:
+            return f"field {field!r} is null"
+        expected, type_ok = _FIELD_TYPES.get(field, _STRING)
+        if not type_ok(field_value):
+            return f"field {field!r} must be {expected}, got {_json_type(field_value)}"
+    if not _INT64_MIN <= obj["ts"] <= _INT64_MAX:
+        return "field 'ts' does not fit in a 64-bit integer"
+    got = _json_type(obj[OPTIONAL_FIELD])
+    return f"field {OPTIONAL_FIELD!r} must be a string or null, got {got}"
+
+
+_STRING: Final = ("a string", lambda v: type(v) is str)
+_FIELD_TYPES: Final[dict[str, tuple[str, Callable[[object], bool]]]] = {
+    "value": ("a number", lambda v: type(v) is int or type(v) is float),
+    "ts": ("an integer", lambda v: type(v) is int),
+}
+
+
+def _json_type(obj: object) -> str:
+    """Name a parsed JSON value's type the way JSON does (a bool is not a number)."""
+    if obj is None:
+        return "null"
+    if type(obj) is bool:
+        return "boolean"
+    if type(obj) is int:
+        return "integer"
+    if type(obj) is float:
+        return "number"
+    if type(obj) is str:
+        return "string"
+    if type(obj) is list:
+        return "array"
+    return "object"
+
+
+def _row(
+    event_id: object,
+    tenant: object,
+    user_id: object,
+    event_type: object,
+    skill: object,
+    value: object,
+    ts: object,
+    src_timestamp_ms: object,
+    value_log1p: object,
+    hour_of_day: object,
+    day_of_week: object,
+    is_weekend: object,
+    is_conversion: object,
+    user_events_in_batch: object,
+    user_value_sum_in_batch: object,
+) -> dict[str, object]:
+    # A dict display with constant keys builds in one bytecode; dict(zip(names, row)) is
+    # about twice as slow. Key order is the output order: a test pins it to FEATURE_COLUMNS.
+    return {
+        "event_id": event_id,
+        "tenant": tenant,
+        "user_id": user_id,
+        "event_type": event_type,
+        "skill": skill,
+        "value": value,
+        "ts": ts,
+        "src_timestamp_ms": src_timestamp_ms,
+        "value_log1p": value_log1p,
+        "hour_of_day": hour_of_day,
+        "day_of_week": day_of_week,
+        "is_weekend": is_weekend,
+        "is_conversion": is_conversion,
+        "user_events_in_batch": user_events_in_batch,
+        "user_value_sum_in_batch": user_value_sum_in_batch,
+    }
+
+
+# Row separator in the one-call encoding below. In orjson's compact output every '"'
+# inside a string is escaped, so '{"event_id":' can only be the start of a row object
+# (rows hold no nested objects and event_id is their first key); and orjson never emits
+# a raw newline, so one may be inserted as a split point.
+_BETWEEN_ROWS: Final = b'},{"' + FEATURE_COLUMNS[0].encode() + b'":'
+_SPLIT_ROWS: Final = b'}\n{"' + FEATURE_COLUMNS[0].encode() + b'":'
+
+
+def encode_rows(columns: Sequence[Sequence[Any]]) -> list[bytes]:
+    """Encode output columns (in `FEATURE_COLUMNS` order) as one JSON object per row.
+
+    Non-finite floats (only an overflowed sum can be one) are written as null, which is
+    orjson's behaviour and keeps every row valid JSON.
+    """
+    if len(columns) != len(FEATURE_COLUMNS):
+        raise ValueError(f"expected {len(FEATURE_COLUMNS)} columns, got {len(columns)}")
+    rows = list(map(_row, *columns))
+    if not rows:
+        return []
+    # One orjson call for the whole batch, then a split, is ~3x cheaper than one call per
+    # row: orjson's fixed cost per call is larger than the work for a small row.
+    encoded = orjson.dumps(rows)[1:-1]
+    return encoded.replace(_BETWEEN_ROWS, _SPLIT_ROWS).split(b"\n")
