@@ -12,7 +12,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml hatch_build.py scripts/gen_proto.py $(wildcard proto/streamplane/*/v1/*.proto)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,rl]'
 	@touch $@
 
 $(BUF): package.json

@@ -6,13 +6,14 @@ ignored by git: the .proto files are the contract, the stubs are build products.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
 
 def generate(root: Path) -> list[Path]:
-    from grpc_tools import protoc  # build-time dependency
     import grpc_tools
+    from grpc_tools import protoc  # build-time dependency
 
     proto_dir = root / "proto"
     out_dir = root / "src"
@@ -20,6 +21,7 @@ def generate(root: Path) -> list[Path]:
     include = Path(grpc_tools.__file__).parent / "_proto"
     args = [
         "protoc",
+        *_plugins(),
         f"-I{proto_dir}",
         f"-I{include}",
         f"--python_out={out_dir}",
@@ -39,6 +41,17 @@ def generate(root: Path) -> list[Path]:
             (d / "__init__.py").touch(exist_ok=True)
             d = d.parent
     return protos
+
+
+def _plugins() -> list[str]:
+    """Point protoc at mypy-protobuf's plugins even when the venv is not on PATH."""
+    found = []
+    for name in ("protoc-gen-mypy", "protoc-gen-mypy_grpc"):
+        path = Path(sys.executable).parent / name
+        located = str(path) if path.exists() else shutil.which(name)
+        if located:
+            found.append(f"--plugin={name}={located}")
+    return found
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""The `streamplane` command. Every flag has an environment variable, and every setting
-variable that a command uses has a flag; bad values exit with status 2 naming the variable.
+"""The `streamplane` command.
+
+Every flag has an environment variable, and every setting variable that a command uses
+has a flag; bad values exit with status 2 naming the variable.
 """
 
 from __future__ import annotations
@@ -17,17 +19,50 @@ from streamplane.exceptions import ConfigError, StreamplaneError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-KAFKA = ("kafka_brokers", "kafka_security_protocol", "kafka_sasl_mechanism",
-         "kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_ca_location",
-         "kafka_ssl_certificate_location", "kafka_ssl_key_location", "kafka_ssl_key_password")
+KAFKA = (
+    "kafka_brokers",
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "kafka_ssl_ca_location",
+    "kafka_ssl_certificate_location",
+    "kafka_ssl_key_location",
+    "kafka_ssl_key_password",
+)
 TOPICS = ("input_topic", "output_topic", "dlq_topic")
-SUPERVISOR = (*KAFKA, *TOPICS, "consumer_group", "supervisor_listen", "supervisor_http_listen",
-              "max_attempts", "ordering", "batch_max_records", "batch_max_bytes",
-              "batch_linger_ms", "max_pending_records", "resume_pending_records",
-              "lease_timeout_s", "retry_backoff_ms", "commit_interval_ms", "drain_timeout_s")
-WORKER = (*KAFKA, "output_topic", "dlq_topic", "supervisor_grpc_addr", "max_inflight",
-          "worker_id", "worker_engine", "worker_processor", "worker_idle_exit_s",
-          "reconnect_max_backoff_s", "drain_timeout_s", "mesh_node_id")
+SUPERVISOR = (
+    *KAFKA,
+    *TOPICS,
+    "consumer_group",
+    "supervisor_listen",
+    "supervisor_http_listen",
+    "max_attempts",
+    "ordering",
+    "batch_max_records",
+    "batch_max_bytes",
+    "batch_linger_ms",
+    "max_pending_records",
+    "resume_pending_records",
+    "lease_timeout_s",
+    "retry_backoff_ms",
+    "commit_interval_ms",
+    "drain_timeout_s",
+)
+WORKER = (
+    *KAFKA,
+    "output_topic",
+    "dlq_topic",
+    "supervisor_grpc_addr",
+    "max_inflight",
+    "worker_id",
+    "worker_engine",
+    "worker_processor",
+    "worker_idle_exit_s",
+    "reconnect_max_backoff_s",
+    "drain_timeout_s",
+    "mesh_node_id",
+)
 
 
 def settings_options(*names: str) -> Callable[[F], F]:
@@ -55,19 +90,35 @@ def _settings(values: dict[str, Any], names: tuple[str, ...]) -> Settings:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="streamplane")
-@click.option("--log-level", envvar="LOG_LEVEL", show_envvar=True, default="INFO",
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option(
+    "--log-level",
+    envvar="LOG_LEVEL",
+    show_envvar=True,
+    default="INFO",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
 def cli(log_level: str) -> None:
     """streamplane: a streaming data plane for Kafka."""
     logs.configure(log_level)
 
 
 @cli.command()
-@click.option("--data-dir", envvar="STREAMPLANE_BROKER_DATA_DIR", show_envvar=True,
-              type=click.Path(path_type=Path), default=Path(".data/broker"),
-              help="Folder for the broker's log and metadata")
-@click.option("--port", envvar="STREAMPLANE_BROKER_PORT", show_envvar=True, type=int,
-              default=9092, help="Listener port (0 picks a free one)")
+@click.option(
+    "--data-dir",
+    envvar="STREAMPLANE_BROKER_DATA_DIR",
+    show_envvar=True,
+    type=click.Path(path_type=Path),
+    default=Path(".data/broker"),
+    help="Folder for the broker's log and metadata",
+)
+@click.option(
+    "--port",
+    envvar="STREAMPLANE_BROKER_PORT",
+    show_envvar=True,
+    type=int,
+    default=9092,
+    help="Listener port (0 picks a free one)",
+)
 def broker(data_dir: Path, port: int) -> None:
     """Run a single-node Apache Kafka (KRaft) for development and tests."""
     from streamplane.platform.kafka.broker import run_broker
@@ -97,21 +148,65 @@ def worker(**values: Any) -> None:
 
 @cli.command()
 @settings_options(*KAFKA, "input_topic")
-@click.option("--count", envvar="PRODUCE_COUNT", show_envvar=True, type=int, default=None,
-              help="Events to write (default: until interrupted)")
-@click.option("--rate", envvar="PRODUCE_RATE", show_envvar=True, type=float, default=None,
-              help="Events per second (default: as fast as possible)")
-@click.option("--tenants", envvar="PRODUCE_TENANTS", show_envvar=True, type=click.IntRange(1),
-              default=3, help="Distinct tenants")
-@click.option("--users", envvar="PRODUCE_USERS", show_envvar=True, type=click.IntRange(1),
-              default=1000, help="Distinct user ids (record keys)")
-@click.option("--bad-fraction", envvar="PRODUCE_BAD_FRACTION", show_envvar=True,
-              type=click.FloatRange(0, 1), default=0.0, help="Share of malformed events")
-@click.option("--partitions", envvar="PRODUCE_PARTITIONS", show_envvar=True,
-              type=click.IntRange(1), default=6, help="Partitions if the topic must be created")
+@click.option(
+    "--count",
+    envvar="PRODUCE_COUNT",
+    show_envvar=True,
+    type=int,
+    default=None,
+    help="Events to write (default: until interrupted)",
+)
+@click.option(
+    "--rate",
+    envvar="PRODUCE_RATE",
+    show_envvar=True,
+    type=float,
+    default=None,
+    help="Events per second (default: as fast as possible)",
+)
+@click.option(
+    "--tenants",
+    envvar="PRODUCE_TENANTS",
+    show_envvar=True,
+    type=click.IntRange(1),
+    default=3,
+    help="Distinct tenants",
+)
+@click.option(
+    "--users",
+    envvar="PRODUCE_USERS",
+    show_envvar=True,
+    type=click.IntRange(1),
+    default=1000,
+    help="Distinct user ids (record keys)",
+)
+@click.option(
+    "--bad-fraction",
+    envvar="PRODUCE_BAD_FRACTION",
+    show_envvar=True,
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Share of malformed events",
+)
+@click.option(
+    "--partitions",
+    envvar="PRODUCE_PARTITIONS",
+    show_envvar=True,
+    type=click.IntRange(1),
+    default=6,
+    help="Partitions if the topic must be created",
+)
 @click.option("--seed", envvar="PRODUCE_SEED", show_envvar=True, type=int, default=7)
-def produce(count: int | None, rate: float | None, tenants: int, users: int,
-            bad_fraction: float, partitions: int, seed: int, **values: Any) -> None:
+def produce(
+    count: int | None,
+    rate: float | None,
+    tenants: int,
+    users: int,
+    bad_fraction: float,
+    partitions: int,
+    seed: int,
+    **values: Any,
+) -> None:
     """Write demo events (JSON, ~200 bytes) to INPUT_TOPIC."""
     from confluent_kafka import Producer
 
@@ -129,15 +224,29 @@ def produce(count: int | None, rate: float | None, tenants: int, users: int,
 
 
 @cli.command()
-@click.option("--data-dir", envvar="STREAMPLANE_DEV_DATA_DIR", show_envvar=True,
-              type=click.Path(path_type=Path), default=Path(".data/dev"))
-@click.option("--port", envvar="STREAMPLANE_BROKER_PORT", show_envvar=True, type=int,
-              default=9092)
-@click.option("--workers", envvar="STREAMPLANE_DEV_WORKERS", show_envvar=True,
-              type=click.IntRange(0), default=2)
+@click.option(
+    "--data-dir",
+    envvar="STREAMPLANE_DEV_DATA_DIR",
+    show_envvar=True,
+    type=click.Path(path_type=Path),
+    default=Path(".data/dev"),
+)
+@click.option("--port", envvar="STREAMPLANE_BROKER_PORT", show_envvar=True, type=int, default=9092)
+@click.option(
+    "--workers",
+    envvar="STREAMPLANE_DEV_WORKERS",
+    show_envvar=True,
+    type=click.IntRange(0),
+    default=2,
+)
 @click.option("--rate", envvar="PRODUCE_RATE", show_envvar=True, type=float, default=200.0)
-@click.option("--bad-fraction", envvar="PRODUCE_BAD_FRACTION", show_envvar=True,
-              type=click.FloatRange(0, 1), default=0.01)
+@click.option(
+    "--bad-fraction",
+    envvar="PRODUCE_BAD_FRACTION",
+    show_envvar=True,
+    type=click.FloatRange(0, 1),
+    default=0.01,
+)
 def dev(data_dir: Path, port: int, workers: int, rate: float, bad_fraction: float) -> None:
     """Broker, supervisor, workers and a producer as one process tree (Ctrl-C stops all)."""
     from streamplane.platform.devstack import run_dev
@@ -147,13 +256,25 @@ def dev(data_dir: Path, port: int, workers: int, rate: float, bad_fraction: floa
 
 @cli.command()
 @settings_options(*KAFKA)
-@click.option("--count", envvar="BENCH_COUNT", show_envvar=True, type=click.IntRange(1000),
-              default=1_000_000, help="Events in the input topic")
-@click.option("--partitions", envvar="BENCH_PARTITIONS", show_envvar=True,
-              type=click.IntRange(1), default=6)
-@click.option("--data-dir", envvar="BENCH_DATA_DIR", show_envvar=True,
-              type=click.Path(path_type=Path), default=None,
-              help="Broker folder when the bench starts its own (default: a temp dir)")
+@click.option(
+    "--count",
+    envvar="BENCH_COUNT",
+    show_envvar=True,
+    type=click.IntRange(1000),
+    default=1_000_000,
+    help="Events in the input topic",
+)
+@click.option(
+    "--partitions", envvar="BENCH_PARTITIONS", show_envvar=True, type=click.IntRange(1), default=6
+)
+@click.option(
+    "--data-dir",
+    envvar="BENCH_DATA_DIR",
+    show_envvar=True,
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Broker folder when the bench starts its own (default: a temp dir)",
+)
 def bench(count: int, partitions: int, data_dir: Path | None, **values: Any) -> None:
     """Measure passthrough vs pipeline throughput and latency; print one JSON line."""
     from streamplane.platform.bench import run_bench

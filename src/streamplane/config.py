@@ -30,7 +30,7 @@ def parse_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
         raise ValueError(f"expected [HOST]:PORT, got {value!r}")
-    return (host or "0.0.0.0", int(port))  # noqa: S104 - ':PORT' means all interfaces
+    return (host or "0.0.0.0", int(port))
 
 
 class Settings(BaseSettings):

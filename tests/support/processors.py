@@ -11,8 +11,7 @@ import time
 from streamplane.config import Settings
 from streamplane.platform import headers as h
 from streamplane.platform.worker.features_processor import FeaturesProcessor
-from streamplane.platform.worker.processor import Emit, Processor, ProcessorContext
-from streamplane.runner.v1 import runner_pb2
+from streamplane.platform.worker.processor import Emit, Processor, ProcessorContext, WorkItem
 
 
 class Passthrough(Processor):
@@ -24,31 +23,28 @@ class Passthrough(Processor):
     def open(self, context: ProcessorContext) -> None:
         self.output = context.output_topic
 
-    def process(self, task: runner_pb2.Task, emit: Emit) -> None:
-        for r in task.records:
-            emit(
-                self.output,
-                r.key if r.has_key else None,
-                r.value,
-                h.source_headers(r.topic, r.partition, r.offset, task.tenant, task.attempt),
-            )
+    def process(self, item: WorkItem, emit: Emit) -> None:
+        r = item.records
+        source = h.SourceHeaders(r.topic, r.partition, item.attempt)
+        for i, offset in enumerate(r.offsets):
+            emit(self.output, r.keys[i], r.values[i], source(offset, item.tenant_at(i)))
 
 
 class PoisonAware(FeaturesProcessor):
     """The real feature processor, but any task holding a value with b"POISON" fails."""
 
-    def process(self, task: runner_pb2.Task, emit: Emit) -> None:
-        if any(b"POISON" in r.value for r in task.records):
+    def process(self, item: WorkItem, emit: Emit) -> None:
+        if any(b"POISON" in v for v in item.records.values):
             raise RuntimeError("poison record in task")
-        super().process(task, emit)
+        super().process(item, emit)
 
 
 class Slow(FeaturesProcessor):
     """The real feature processor, sleeping SLOW_TASK_SECONDS per task (a slow worker)."""
 
-    def process(self, task: runner_pb2.Task, emit: Emit) -> None:
+    def process(self, item: WorkItem, emit: Emit) -> None:
         time.sleep(float(os.environ.get("SLOW_TASK_SECONDS", "0.05")))
-        super().process(task, emit)
+        super().process(item, emit)
 
 
 def passthrough(settings: Settings) -> Processor:

@@ -53,9 +53,11 @@ def make_event(rng: random.Random, index: int, tenants: int, users: int, bad: bo
     return DemoEvent(user.encode(), orjson.dumps(event), True)
 
 
-def events(count: int | None, tenants: int, users: int, bad_fraction: float, seed: int) -> Iterator[DemoEvent]:
+def events(
+    count: int | None, tenants: int, users: int, bad_fraction: float, seed: int
+) -> Iterator[DemoEvent]:
     """`count` events (forever when None), a `bad_fraction` of them malformed."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - demo data, reproducible on purpose
     index = 0
     while count is None or index < count:
         yield make_event(rng, index, tenants, users, rng.random() < bad_fraction)

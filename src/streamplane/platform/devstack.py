@@ -46,18 +46,12 @@ def run_dev(data_dir: Path, port: int, workers: int, rate: float, bad_fraction: 
     ensure_topics({"bootstrap.servers": bootstrap}, {DEV_INPUT: 6})
     logs = data_dir / "logs"
     logs.mkdir(exist_ok=True)
-    children = [_spawn(["supervisor"], env, logs / "supervisor.log")]
-    children += [
-        _spawn(["worker", "--worker-id", f"dev-worker-{i}"], env, logs / f"worker-{i}.log")
-        for i in range(workers)
-    ]
-    children.append(
-        _spawn(
-            ["produce", "--rate", str(rate), "--bad-fraction", str(bad_fraction)],
-            env,
-            logs / "producer.log",
-        )
-    )
+    children = {"supervisor": _spawn(["supervisor"], env, logs / "supervisor.log")}
+    for i in range(workers):
+        args = ["worker", "--worker-id", f"dev-worker-{i}"]
+        children[f"worker-{i}"] = _spawn(args, env, logs / f"worker-{i}.log")
+    produce = ["produce", "--rate", str(rate), "--bad-fraction", str(bad_fraction)]
+    children["producer"] = _spawn(produce, env, logs / "producer.log")
     print(
         f"streamplane dev is running\n"
         f"  kafka     {bootstrap}  (topics {DEV_INPUT} -> features.events.demo, "
@@ -79,14 +73,15 @@ def run_dev(data_dir: Path, port: int, workers: int, rate: float, bad_fraction: 
     signal.signal(signal.SIGTERM, stop)
     try:
         while not stopping:
-            dead = [c for c in children if c.poll() is not None]
+            dead = [(n, c) for n, c in children.items() if c.poll() is not None]
             if dead:
-                print(f"a child exited ({dead[0].args[3]}: {dead[0].returncode}); stopping", flush=True)
+                name, child = dead[0]
+                print(f"{name} exited with {child.returncode}; stopping", flush=True)
                 break
             time.sleep(0.5)
     finally:
         # Producer first so the pipeline drains what was written; supervisor last.
-        for child in reversed(children):
+        for child in reversed(list(children.values())):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
             try:

@@ -38,6 +38,31 @@ def source_headers(
     ]
 
 
+class SourceHeaders:
+    """Builds the sp-* headers of one task's records: only the offset varies per record."""
+
+    __slots__ = ("_attempt", "_partition", "_tenants", "_topic")
+
+    def __init__(self, topic: str, partition: int, attempt: int) -> None:
+        self._topic = topic.encode()
+        self._partition = str(partition).encode()
+        self._attempt = str(attempt).encode()
+        self._tenants: dict[str, bytes] = {}
+
+    def __call__(self, offset: int, tenant: str) -> HeaderList:
+        """The headers of the record at `offset`."""
+        raw = self._tenants.get(tenant)
+        if raw is None:
+            raw = self._tenants[tenant] = tenant.encode()
+        return [
+            (SRC_TOPIC, self._topic),
+            (SRC_PARTITION, self._partition),
+            (SRC_OFFSET, str(offset).encode()),
+            (TENANT, raw),
+            (ATTEMPT, self._attempt),
+        ]
+
+
 def error_headers(kind: str, reason: str) -> HeaderList:
     """The sp-error headers of one dead-letter record."""
     return [

@@ -26,9 +26,7 @@ RECORDS_CONSUMED = Counter("supervisor_records_consumed_total", "Records read fr
 RECORDS_DONE = Counter(
     "supervisor_records_completed_total", "Records durably handled (output or dead-letter)"
 )
-TASKS_DISPATCHED = Counter(
-    "supervisor_tasks_dispatched_total", "Tasks sent to workers", ["tenant"]
-)
+TASKS_DISPATCHED = Counter("supervisor_tasks_dispatched_total", "Tasks sent to workers", ["tenant"])
 TASKS_ACKED = Counter("supervisor_tasks_acked_total", "Task acks by status", ["status"])
 TASK_FAILURES = Counter("supervisor_task_failures_total", "Failed task attempts", ["reason"])
 REDELIVERIES = Counter("supervisor_redeliveries_total", "Tasks sent again after a failure")

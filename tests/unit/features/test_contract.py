@@ -118,9 +118,7 @@ def test_get_engine_unknown_name() -> None:
         get_engine("pandas")
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("cudf") is not None, reason="cudf is installed here"
-)
+@pytest.mark.skipif(importlib.util.find_spec("cudf") is not None, reason="cudf is installed here")
 def test_get_engine_cudf_without_cudf_names_the_extra() -> None:
     with pytest.raises(EngineUnavailable, match="`gpu` extra") as info:
         get_engine("cudf")

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, settings
 
+from streamplane.platform.records import Records
 from streamplane.platform.supervisor.dispatcher import Dispatcher, WorkerState
 from streamplane.platform.supervisor.offsets import OffsetTracker
 from streamplane.platform.supervisor.scheduler import Scheduler
 from streamplane.platform.supervisor.tasks import Task, TopicPartition, new_task_id
-from streamplane.runner.v1 import runner_pb2
 
 # Deterministic and quick: the same examples on every run, no example database.
 FAST = settings(
@@ -60,9 +60,9 @@ class RecordingTransport:
     sent: list[Sent] = field(default_factory=list)
 
     def send(self, session: str, task: Task) -> None:
-        wire = task.message.task
+        wire = task.to_message().task
         assert wire.task_id == task.wire_id
-        assert [r.offset for r in wire.records] == task.offsets
+        assert list(wire.records.offsets) == task.offsets
         self.sent.append(Sent(session, wire.task_id, wire.attempt, task, tuple(task.offsets)))
 
 
@@ -88,23 +88,18 @@ def make_task(
     value_size: int = 10,
 ) -> Task:
     """A task of the given records, built the way the batcher builds one."""
-    message = runner_pb2.SupervisorMessage()
-    task_id = new_task_id("test")
-    wire = message.task
-    wire.task_id = task_id
-    wire.tenant = tenant
-    wire.attempt = 1
+    records = Records(tp[0], tp[1])
     for offset in offsets:
-        wire.records.add(
-            topic=tp[0], partition=tp[1], offset=offset, value=b"x" * value_size
-        )
+        records.offsets.append(offset)
+        records.timestamps_ms.append(0)
+        records.keys.append(None)
+        records.values.append(b"x" * value_size)
     return Task(
-        task_id=task_id,
+        task_id=new_task_id("test"),
         tenant=tenant,
         tp=tp,
         lane=lane,
-        message=message,
-        offsets=list(offsets),
+        records=records,
         nbytes=value_size * len(offsets),
         tracker=tracker,
     )
@@ -137,9 +132,7 @@ def make_dispatcher(
 
 def queued_tasks(scheduler: Scheduler) -> Iterator[Task]:
     """Every task waiting in the scheduler, delayed ones included."""
-    for tenant in scheduler._tenants.values():
-        for lane in tenant.lanes.values():
-            yield from lane
+    yield from scheduler.queued()
 
 
 def current_attempts(worker: WorkerState) -> Iterator[tuple[str, Task]]:

@@ -115,9 +115,7 @@ class Supervisor:
             await asyncio.sleep(0.01)
         self.http_port = http.servers[0].sockets[0].getsockname()[1]
         self._install_signals()
-        print(  # noqa: T201 - the one line tests and users read
-            f"supervisor ready grpc={self.grpc_port} http={self.http_port}", flush=True
-        )
+        print(f"supervisor ready grpc={self.grpc_port} http={self.http_port}", flush=True)
         logger.info("supervisor started", extra={"settings": _loggable(s)})
         source_task = asyncio.create_task(self.source.run(self.stop))
         stop_task = asyncio.create_task(self.stop.wait())
@@ -136,13 +134,25 @@ class Supervisor:
 
     # -- drain --------------------------------------------------------------------------
     async def _drain(self) -> None:
-        """No new work; in-flight tasks finish (or are requeued); then the final commit."""
+        """Consume no more; finish what was consumed (bounded by DRAIN_TIMEOUT_S).
+
+        Records already taken from Kafka are dispatched and finished first, so a graceful
+        stop writes nothing twice; what the deadline cuts off is requeued, not committed,
+        and the next owner reads it again.
+        """
+        deadline = time.monotonic() + self.settings.drain_timeout_s
+        self.source.flush_open_batches()
+        while self.dispatcher.pending_records and time.monotonic() < deadline:
+            if not self.dispatcher.workers:
+                break  # nobody to finish it: the next owner will
+            self.dispatcher.dispatch()
+            self._housekeeping()
+            await asyncio.sleep(0.02)
         self.dispatcher.draining = True
         self.service.drain_all("supervisor stopping")
-        deadline = time.monotonic() + self.settings.drain_timeout_s
         while self.dispatcher.inflight_tasks() and time.monotonic() < deadline:
             self._housekeeping()
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
         left = self.dlq.flush(max(0.1, deadline - time.monotonic()))
         self._housekeeping()
         logger.info(

@@ -1,49 +1,30 @@
 """Turns consumed records into tasks, bounded by count, bytes and linger time.
 
-Records are grouped per (tenant, partition, lane): a task never spans partitions, and in
-ORDERING=key mode records whose keys hash to the same lane share tasks, so per-key order
-is the lane's order. One credit is one task, so this is where per-message gRPC cost is
-amortised over hundreds of records.
+A task never spans partitions. Unordered, records are grouped per (tenant, partition), so
+a task is one tenant's and fairness is exact. In ORDERING=key|partition records are
+grouped per lane whatever their tenant (a lane is a partition, or a partition's keys
+hashed into KEY_LANES), because a lane's tasks must follow input order; such a task
+may mix tenants and carries a per-record tenant column. One credit is one task, so this
+is where per-message gRPC cost is amortised over hundreds of records.
 """
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from streamplane.config import Ordering
-from streamplane.platform.headers import DEFAULT_TENANT, TENANT_INPUT
+from streamplane.platform.records import Records
 from streamplane.platform.supervisor.offsets import OffsetTracker
 from streamplane.platform.supervisor.tasks import Task, TopicPartition, new_task_id
-from streamplane.runner.v1 import runner_pb2
+from streamplane.platform.tenants import Headers, tenant_of
 
 # Key mode spreads a partition's keys over this many lanes: enough parallelism for a
 # handful of workers per partition, few enough that lanes still fill whole tasks.
 KEY_LANES = 16
 
-# A tenant name longer than this is not a tenant, it is payload: cut it.
-MAX_TENANT_LEN = 64
-
-# Finds "tenant": "<name>" without parsing the whole JSON value: a full parse per record
-# would cost more than everything else the supervisor does with it.
-_TENANT_IN_JSON = re.compile(rb'"tenant"\s*:\s*"([^"\\]{1,64})"')
-
-Headers = list[tuple[str, bytes | None]] | None
-
-
-def tenant_of(value: bytes | None, headers: Headers) -> str:
-    """Tenant from the `tenant` header, else the JSON payload's `tenant`, else default."""
-    if headers:
-        for key, raw in headers:
-            if key == TENANT_INPUT and raw:
-                return raw.decode("utf-8", "replace")[:MAX_TENANT_LEN]
-    if value:
-        match = _TENANT_IN_JSON.search(value)
-        if match:
-            return match.group(1).decode("utf-8", "replace")
-    return DEFAULT_TENANT
+__all__ = ["KEY_LANES", "Batcher", "tenant_of"]
 
 
 @dataclass(slots=True)
@@ -53,7 +34,7 @@ class _Open:
 
 
 class Batcher:
-    """Open batches per (tenant, partition, lane); closes them into Tasks."""
+    """Open batches per slot; closes them into Tasks and hands them to `emit`."""
 
     def __init__(
         self,
@@ -71,7 +52,7 @@ class Batcher:
         self._linger_s = linger_s
         self._prefix = id_prefix
         self._emit = emit
-        self._open: dict[tuple[str, TopicPartition, Hashable], _Open] = {}
+        self._open: dict[tuple[str | None, TopicPartition, Hashable], _Open] = {}
 
     def add(
         self,
@@ -87,27 +68,33 @@ class Batcher:
         """Add one consumed record; emits a task when its batch is full."""
         tenant = tenant_of(value, headers)
         lane = self._lane(tp, key)
-        slot = (tenant, tp, lane)
+        slot = (tenant if lane is None else None, tp, lane)
         current = self._open.get(slot)
-        if current is None or current.task.tracker is not tracker:
+        if current is not None and (
+            current.task.tracker is not tracker
+            or current.task.nbytes + len(value) > self._max_bytes
+        ):
+            # Close the batch before this record would overflow it: max_bytes bounds what
+            # a task carries (it must fit a gRPC message). A record bigger than max_bytes
+            # on its own still travels, alone.
+            del self._open[slot]
+            if current.task.tracker is tracker:
+                self._emit(current.task)
+            current = None
+        if current is None:
             current = self._open[slot] = _Open(self._new_task(tenant, tp, lane, tracker), now)
         task = current.task
-        record = task.message.task.records.add(
-            topic=tp[0],
-            partition=tp[1],
-            offset=offset,
-            value=value,
-            timestamp_ms=timestamp_ms,
-        )
-        if key is not None:
-            record.key = key
-            record.has_key = True
+        records = task.records
         if headers:
-            for hkey, hval in headers:
-                record.headers.add(key=hkey, value=hval or b"")
-        task.offsets.append(offset)
+            records.headers[len(records.offsets)] = [(k, v or b"") for k, v in headers]
+        records.offsets.append(offset)
+        records.timestamps_ms.append(timestamp_ms)
+        records.keys.append(key)
+        records.values.append(value)
+        if lane is not None:
+            records.tenants.append(tenant)
         task.nbytes += len(value)
-        if len(task.offsets) >= self._max_records or task.nbytes >= self._max_bytes:
+        if len(records.offsets) >= self._max_records or task.nbytes >= self._max_bytes:
             del self._open[slot]
             self._emit(task)
 
@@ -121,12 +108,12 @@ class Batcher:
     def drop_partitions(self, tps: set[TopicPartition]) -> int:
         """Forget open batches of revoked partitions; returns the records dropped."""
         gone = [s for s in self._open if s[1] in tps]
-        return sum(len(self._open.pop(s).task.offsets) for s in gone)
+        return sum(self._open.pop(s).task.size for s in gone)
 
     @property
     def open_records(self) -> int:
         """Records waiting in open batches."""
-        return sum(len(o.task.offsets) for o in self._open.values())
+        return sum(o.task.size for o in self._open.values())
 
     def _lane(self, tp: TopicPartition, key: bytes | None) -> Hashable | None:
         if self._ordering == "unordered":
@@ -138,18 +125,11 @@ class Batcher:
     def _new_task(
         self, tenant: str, tp: TopicPartition, lane: Hashable | None, tracker: OffsetTracker
     ) -> Task:
-        message = runner_pb2.SupervisorMessage()
-        task_id = new_task_id(self._prefix)
-        message.task.task_id = task_id
-        message.task.tenant = tenant
-        message.task.attempt = 1
         return Task(
-            task_id=task_id,
+            task_id=new_task_id(self._prefix),
             tenant=tenant,
             tp=tp,
             lane=lane,
-            message=message,
-            offsets=[],
-            nbytes=0,
+            records=Records(tp[0], tp[1]),
             tracker=tracker,
         )

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from streamplane.platform import headers as h
 from streamplane.platform.supervisor.tasks import Task
@@ -37,7 +37,7 @@ class DeadLetterWriter:
 
     def write(self, task: Task, kind: str, reason: str) -> None:
         """Produce every record of `task` to the dead-letter topic."""
-        records = task.message.task.records
+        records = task.records
         remaining = [len(records)]
         failed: list[str] = []
 
@@ -49,19 +49,22 @@ class DeadLetterWriter:
                 self._settle(task, kind, failed)
 
         extra = h.error_headers(kind, reason)
-        for record in records:
-            hdrs: h.HeaderList = [(x.key, x.value) for x in record.headers]
-            hdrs += h.source_headers(
-                record.topic, record.partition, record.offset, task.tenant, task.attempt
-            )
+        for i, offset in enumerate(records.offsets):
+            hdrs: h.HeaderList = list(records.headers_of(i))
+            tenant = records.tenants[i] if records.tenants else task.tenant
+            hdrs += h.source_headers(records.topic, records.partition, offset, tenant, task.attempt)
             hdrs += extra
-            self._producer.produce(
-                self._topic,
-                value=record.value,
-                key=record.key if record.has_key else None,
-                headers=hdrs,
-                on_delivery=delivered,
-            )
+            try:
+                self._producer.produce(
+                    self._topic,
+                    value=records.values[i],
+                    key=records.keys[i],
+                    headers=hdrs,
+                    on_delivery=delivered,
+                )
+            except (BufferError, KafkaException) as exc:
+                # Not queued, so no report will come for it: count it as failed now.
+                delivered(exc, None)
         logger.warning(
             "records dead-lettered",
             extra={"task": task.task_id, "records": len(records), "kind": kind, "reason": reason},
@@ -69,7 +72,9 @@ class DeadLetterWriter:
 
     def _settle(self, task: Task, kind: str, failed: list[str]) -> None:
         if failed:
-            logger.error("dead-letter write failed", extra={"task": task.task_id, "error": failed[0]})
+            logger.error(
+                "dead-letter write failed", extra={"task": task.task_id, "error": failed[0]}
+            )
             self._on_failed(task)
             return
         if self._on_count is not None:

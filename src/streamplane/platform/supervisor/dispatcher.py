@@ -12,7 +12,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from streamplane.platform.supervisor.offsets import OffsetTracker
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 MAX_RETRY_BACKOFF_S = 10.0
 
 
-class Failure(str, Enum):
+class Failure(StrEnum):
     """Why a task attempt ended without success."""
 
     REJECT = "reject"
@@ -46,7 +46,12 @@ class DeadLetters(Protocol):
     """Writes exhausted records to the dead-letter topic."""
 
     def write(self, task: Task, kind: str, reason: str) -> None:
-        """Produce the task's records to the DLQ; later call `Dispatcher.dead_lettered`."""
+        """Produce the task's records to the DLQ.
+
+        Exactly one of `Dispatcher.dead_lettered` (written) or `Dispatcher.dead_letter_failed`
+        must follow, possibly from inside this call: until then the task's ordering lane is
+        held, so the lane's later records wait for the outcome.
+        """
 
 
 @dataclass(slots=True)
@@ -275,7 +280,9 @@ class Dispatcher:
             if task.size > 1:
                 self.scheduler.replace(task, task.split(self._prefix), now)
                 return
-            self.scheduler.release(task, requeue=False, now=now)
+            # The lane stays held until the DLQ write settles (`dead_lettered` or
+            # `dead_letter_failed`): if the write fails the record is routed again, and
+            # in key/partition order it must still come before the lane's later records.
             self.events.dead_lettered += task.size
             self._dead_letters.write(task, why.value, error or why.value)
             return
@@ -285,17 +292,21 @@ class Dispatcher:
         self.scheduler.release(task, requeue=True, now=now)
 
     def dead_lettered(self, task: Task) -> None:
-        """The DLQ write of `task` was confirmed: its offsets may advance."""
+        """The DLQ write of `task` was confirmed: its offsets may advance, its lane moves on."""
+        self.scheduler.release(task, requeue=False, now=self._clock())
         if not task.revoked and self.trackers.get(task.tp) is task.tracker:
             task.tracker.complete(task.offsets)
             self.events.records_done += task.size
 
     def dead_letter_failed(self, task: Task) -> None:
-        """The DLQ write failed: try the whole route again later."""
+        """The DLQ write failed: try the whole route again later, first in its lane."""
+        now = self._clock()
+        if task.revoked or self.trackers.get(task.tp) is not task.tracker:
+            self.scheduler.release(task, requeue=False, now=now)
+            return
         task.failures = self._max_attempts - 1
-        task.not_before = self._clock() + self._retry_backoff_s
-        if not task.revoked and self.trackers.get(task.tp) is task.tracker:
-            self.scheduler.push(task)
+        task.not_before = now + self._retry_backoff_s
+        self.scheduler.release(task, requeue=True, now=now)
 
     def inflight_tasks(self) -> int:
         """Tasks handed to workers and not yet acked."""

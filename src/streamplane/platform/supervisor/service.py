@@ -50,7 +50,7 @@ class StreamTransport:
     def send(self, session: str, task: Task) -> None:
         """Queue the task's message on the session's stream."""
         m.TASKS_DISPATCHED.labels(m.tenant_label(task.tenant)).inc()
-        self.outboxes[session].put_nowait(task.message)
+        self.outboxes[session].put_nowait(task.to_message())
 
 
 class RunnerService(runner_pb2_grpc.RunnerServicer):
@@ -69,7 +69,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         self._on_change = on_change or dispatcher.dispatch
         self.draining = False
 
-    async def Connect(  # noqa: N802 - the generated servicer's method name
+    async def Connect(
         self,
         request_iterator: AsyncIterator[runner_pb2.WorkerMessage],
         context: grpc.aio.ServicerContext[runner_pb2.WorkerMessage, runner_pb2.SupervisorMessage],
@@ -92,7 +92,11 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         m.WORKERS.set(len(self._dispatcher.workers))
         logger.info(
             "worker connected",
-            extra={"worker": hello.worker_id, "session": session, "max_inflight": hello.max_inflight},
+            extra={
+                "worker": hello.worker_id,
+                "session": session,
+                "max_inflight": hello.max_inflight,
+            },
         )
         welcome = runner_pb2.SupervisorMessage()
         welcome.welcome.session_id = session
@@ -115,7 +119,9 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             self.transport.outboxes.pop(session, None)
             self._dispatcher.disconnect(session)
             m.WORKERS.set(len(self._dispatcher.workers))
-            logger.info("worker disconnected", extra={"worker": hello.worker_id, "session": session})
+            logger.info(
+                "worker disconnected", extra={"worker": hello.worker_id, "session": session}
+            )
             self._on_change()
 
     async def _read(
@@ -133,7 +139,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
                     return
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any read failure ends this session only
+        except Exception as exc:
             self._violation(session, f"unreadable stream: {exc}")
             outbox.put_nowait(_Close(grpc.StatusCode.INVALID_ARGUMENT, "unreadable message"))
             return

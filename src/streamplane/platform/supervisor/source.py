@@ -91,6 +91,10 @@ class Source:
                 self.commit(asynchronous=True)
                 next_commit = now + self._commit_interval_s
 
+    def flush_open_batches(self) -> None:
+        """Close every open batch now (on drain: no more records will join them)."""
+        self._batcher.flush_due(self._clock(), force=True)
+
     async def close(self) -> None:
         """Final synchronous commit, then leave the group."""
         consumer = self._consumer
@@ -123,8 +127,16 @@ class Source:
                 continue  # revoked between fetch and now: the new owner reads it
             offset = msg.offset()
             tracker.register((offset,))
-            add(tp, tracker, offset, msg.key(), msg.value() or b"", msg.headers(),
-                msg.timestamp()[1], now)
+            add(
+                tp,
+                tracker,
+                offset,
+                msg.key(),
+                msg.value() or b"",
+                msg.headers(),
+                msg.timestamp()[1],
+                now,
+            )
             count += 1
         if count:
             m.RECORDS_CONSUMED.inc(count)
@@ -172,7 +184,7 @@ class Source:
                 consumer.commit(offsets=tps, asynchronous=True)
             else:
                 consumer.commit(offsets=tps, asynchronous=False)
-        except Exception as exc:  # noqa: BLE001 - a failed commit is retried next interval
+        except Exception as exc:
             m.COMMITS.labels("error").inc()
             logger.warning("commit failed", extra={"error": str(exc)})
             return
@@ -189,7 +201,7 @@ class Source:
         def call() -> None:
             try:
                 future.set_result(fn())
-            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            except BaseException as exc:
                 future.set_exception(exc)
 
         self._loop.call_soon_threadsafe(call)

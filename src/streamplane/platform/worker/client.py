@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import os
 import random
@@ -23,7 +24,12 @@ from streamplane.config import Settings
 from streamplane.platform import metrics as m
 from streamplane.platform.kafka.clients import producer_config
 from streamplane.platform.worker.pipeline import Pipeline
-from streamplane.platform.worker.processor import Processor, ProcessorContext, load_processor
+from streamplane.platform.worker.processor import (
+    Processor,
+    ProcessorContext,
+    WorkItem,
+    load_processor,
+)
 from streamplane.runner.v1 import runner_pb2, runner_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -70,10 +76,8 @@ class Worker:
                 backoff = FIRST_BACKOFF_S if welcomed else backoff
                 delay = backoff * (0.5 + random.random())  # noqa: S311 - jitter, not crypto
                 logger.info("reconnecting", extra={"in_s": round(delay, 3)})
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
-                except TimeoutError:
-                    pass
                 backoff = min(backoff * 2, s.reconnect_max_backoff_s)
         finally:
             watchdog.cancel()
@@ -125,7 +129,9 @@ class Worker:
                         welcomed = True
                         self._welcome(message.welcome, outbox)
                     elif kind == "drain":
-                        logger.info("supervisor asked to drain", extra={"reason": message.drain.reason})
+                        logger.info(
+                            "supervisor asked to drain", extra={"reason": message.drain.reason}
+                        )
                         outbox.put_nowait(_credit(0))
             except grpc.aio.AioRpcError as exc:
                 logger.warning(
@@ -159,7 +165,9 @@ class Worker:
         )
         assert self._pipeline is not None
         self._pipeline.processor.open(context)
-        logger.info("welcomed", extra={"session": welcome.session_id, "output": context.output_topic})
+        logger.info(
+            "welcomed", extra={"session": welcome.session_id, "output": context.output_topic}
+        )
         if not self._stop.is_set():
             outbox.put_nowait(_credit(s.max_inflight))
 
@@ -186,10 +194,12 @@ class Worker:
 
         def work() -> None:
             try:
-                pipeline.run(task, done)
-            except Exception as exc:  # noqa: BLE001 - a processor failure rejects the attempt
+                pipeline.run(WorkItem.from_task(task), done)
+            except Exception as exc:
                 logger.warning("task rejected", extra={"task": task.task_id, "error": repr(exc)})
-                loop.call_soon_threadsafe(self._finish, session, task.task_id, repr(exc), True, acked)
+                loop.call_soon_threadsafe(
+                    self._finish, session, task.task_id, repr(exc), True, acked
+                )
 
         loop.run_in_executor(self._executor, work)
 

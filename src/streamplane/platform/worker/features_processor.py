@@ -10,8 +10,7 @@ from __future__ import annotations
 from streamplane.config import Settings
 from streamplane.platform import headers as h
 from streamplane.platform.features import get_engine
-from streamplane.platform.worker.processor import Emit, Processor, ProcessorContext
-from streamplane.runner.v1 import runner_pb2
+from streamplane.platform.worker.processor import Emit, Processor, ProcessorContext, WorkItem
 
 
 class FeaturesProcessor(Processor):
@@ -29,24 +28,22 @@ class FeaturesProcessor(Processor):
         self._output = context.output_topic
         self._dlq = context.dlq_topic
 
-    def process(self, task: runner_pb2.Task, emit: Emit) -> None:
+    def process(self, item: WorkItem, emit: Emit) -> None:
         """Transform the batch; route rows to the output and bad records to the DLQ."""
-        records = task.records
-        batch = self._engine.transform(
-            [r.value for r in records], [r.timestamp_ms for r in records]
-        )
-        tenant, attempt, output = task.tenant, task.attempt, self._output
-        for index, value in zip(batch.indices, batch.values, strict=True):
-            r = records[index]
-            emit(
-                output,
-                r.key if r.has_key else None,
-                value,
-                h.source_headers(r.topic, r.partition, r.offset, tenant, attempt),
-            )
+        records = item.records
+        batch = self._engine.transform(records.values, records.timestamps_ms)
+        source = h.SourceHeaders(records.topic, records.partition, item.attempt)
+        keys, offsets, output = records.keys, records.offsets, self._output
+        if records.tenants:
+            for index, value in zip(batch.indices, batch.values, strict=True):
+                emit(output, keys[index], value, source(offsets[index], item.tenant_at(index)))
+        else:
+            tenant = item.tenant
+            for index, value in zip(batch.indices, batch.values, strict=True):
+                emit(output, keys[index], value, source(offsets[index], tenant))
         for error in batch.errors:
-            r = records[error.index]
-            headers: h.HeaderList = [(x.key, x.value) for x in r.headers]
-            headers += h.source_headers(r.topic, r.partition, r.offset, tenant, attempt)
+            i = error.index
+            headers: h.HeaderList = list(records.headers_of(i))
+            headers += source(offsets[i], item.tenant_at(i))
             headers += h.error_headers(error.kind, error.reason)
-            emit(self._dlq, r.key if r.has_key else None, r.value, headers)
+            emit(self._dlq, keys[i], records.values[i], headers)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,8 +17,7 @@ from confluent_kafka import Producer
 
 from streamplane.platform import metrics as m
 from streamplane.platform.headers import HeaderList
-from streamplane.platform.worker.processor import Processor
-from streamplane.runner.v1 import runner_pb2
+from streamplane.platform.worker.processor import Processor, WorkItem
 
 logger = logging.getLogger(__name__)
 
@@ -26,36 +26,43 @@ POLL_S = 0.005
 
 
 class TaskDelivery:
-    """Counts one task's delivery reports; calls `done(error)` after the last."""
+    """Counts one task's delivery reports; calls `done(error)` once, after the last.
 
-    __slots__ = ("_done", "_lock", "_sealed", "error", "pending", "written")
+    `written` is bumped only by the processing thread and `delivered` only by the poll
+    thread, so the per-record path takes no lock; the lock guards firing `done` once.
+    """
+
+    __slots__ = ("_done", "_fired", "_lock", "_sealed", "delivered", "error", "written")
 
     def __init__(self, done: Callable[[str | None], None]) -> None:
         self._done = done
         self._lock = threading.Lock()
         self._sealed = False
+        self._fired = False
         self.written = 0
+        self.delivered = 0
         self.error: str | None = None
-        # `pending` is read under the lock only; reports come from the poll thread.
-        self.pending = 0
 
-    def delivered(self, err: Any, _msg: Any) -> None:
+    def report(self, err: Any, _msg: Any) -> None:
         """Delivery callback, on the producer's poll thread."""
-        with self._lock:
-            if err is not None and self.error is None:
-                self.error = str(err)
-            self.pending -= 1
-            finished = self._sealed and self.pending == 0
-        if finished:
-            self._done(self.error)
+        if err is not None and self.error is None:
+            self.error = str(err)
+        self.delivered += 1
+        if self._sealed and self.delivered == self.written:
+            self._fire()
 
     def seal(self) -> None:
         """No more writes will be added; fire now if all reports are already in."""
+        self._sealed = True
+        if self.delivered == self.written:
+            self._fire()
+
+    def _fire(self) -> None:
         with self._lock:
-            self._sealed = True
-            finished = self.pending == 0
-        if finished:
-            self._done(self.error)
+            if self._fired:
+                return
+            self._fired = True
+        self._done(self.error)
 
 
 class Pipeline:
@@ -80,8 +87,8 @@ class Pipeline:
         while not self._stopping.is_set():
             producer.poll(POLL_S)
 
-    def run(self, task: runner_pb2.Task, done: Callable[[str | None], None]) -> None:
-        """Process `task` (on the caller's thread); `done` fires when writes are durable.
+    def run(self, item: WorkItem, done: Callable[[str | None], None]) -> None:
+        """Process `item` (on the caller's thread); `done` fires when writes are durable.
 
         Raises whatever the processor raises: that attempt is then rejected. Writes made
         before the exception may still land; the supervisor counts them as duplicates.
@@ -89,27 +96,23 @@ class Pipeline:
         producer = self._producer
         assert producer is not None
         delivery = TaskDelivery(done)
-        callback = delivery.delivered
-        lock = delivery._lock  # noqa: SLF001 - same object, hot path
+        callback = delivery.report
 
-        def emit(
-            topic: str, key: bytes | None, value: bytes, headers: HeaderList
-        ) -> None:
-            with lock:
-                delivery.pending += 1
+        def emit(topic: str, key: bytes | None, value: bytes, headers: HeaderList) -> None:
+            delivery.written += 1
             while True:
                 try:
                     producer.produce(topic, value, key, headers=headers, on_delivery=callback)
                     break
                 except BufferError:
-                    # The local queue is full: let deliveries drain it, then retry.
-                    producer.poll(0.05)
-            delivery.written += 1
+                    # The local queue is full: wait for the poll thread to drain it. Only
+                    # that thread serves reports, so `report` never runs concurrently.
+                    time.sleep(0.005)
 
-        try:
-            self.processor.process(task, emit)
-        finally:
-            delivery.seal()
+        # Seal only on success: a failed task is answered with REJECT by the caller, and
+        # its writes that still report in must never turn into an OK ack.
+        self.processor.process(item, emit)
+        delivery.seal()
         m.WORKER_RECORDS_OUT.labels("all").inc(delivery.written)
 
     def stop(self, timeout: float = 30.0) -> int:

@@ -18,16 +18,35 @@ from typing import Protocol
 from streamplane.config import Settings
 from streamplane.exceptions import ConfigError
 from streamplane.platform.headers import HeaderList
+from streamplane.platform.records import Records, unpack
 from streamplane.runner.v1 import runner_pb2
 
 
 class Emit(Protocol):
     """Writes one record; its delivery is tracked by the pipeline."""
 
-    def __call__(
-        self, topic: str, key: bytes | None, value: bytes, headers: HeaderList
-    ) -> None:
+    def __call__(self, topic: str, key: bytes | None, value: bytes, headers: HeaderList) -> None:
         """Produce the record."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """One task as a processor sees it: its records as columns."""
+
+    task_id: str
+    tenant: str
+    attempt: int
+    records: Records
+
+    def tenant_at(self, index: int) -> str:
+        """The tenant of record `index` (a task in an ordered lane may mix tenants)."""
+        tenants = self.records.tenants
+        return tenants[index] if tenants else self.tenant
+
+    @classmethod
+    def from_task(cls, task: runner_pb2.Task) -> WorkItem:
+        """Unpack a wire Task; raises ValueError if its record batch is inconsistent."""
+        return cls(task.task_id, task.tenant, task.attempt, unpack(task.records))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +67,8 @@ class Processor(ABC):
         """Called once the supervisor has welcomed the worker (topics are known)."""
 
     @abstractmethod
-    def process(self, task: runner_pb2.Task, emit: Emit) -> None:
-        """Emit the outputs of every record of `task`."""
+    def process(self, item: WorkItem, emit: Emit) -> None:
+        """Emit the outputs of every record of `item`."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
@@ -66,7 +85,9 @@ def load_processor(spec: str, settings: Settings) -> Processor:
         return FeaturesProcessor(settings)
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise ConfigError("WORKER_PROCESSOR", f"expected 'features' or 'module:factory', got {spec!r}")
+        raise ConfigError(
+            "WORKER_PROCESSOR", f"expected 'features' or 'module:factory', got {spec!r}"
+        )
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
