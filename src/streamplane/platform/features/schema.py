@@ -5,9 +5,9 @@ engines differ only in how they compute features. Output rows are encoded here t
 that engines produce the same bytes for the same numbers.
 
 Speed matters: this runs on every record of the stream. Measured on the 2-core CI-like
-machine (see scripts/bench_features.py), one `orjson.loads` per record is the floor of
-the input side (~1.7 us a record); the type checks below are inlined into that loop
-because a function call per record costs about as much as the checks themselves.
+machine (see scripts/bench_features.py), `orjson.loads` plus exact type checks cost
+~2.7 us of CPU a record, msgspec's typed decoder ~0.9 us: msgspec is the fast path and
+the orjson path the reference that decides every record msgspec refuses.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Final
 
+import msgspec
 import orjson
 
 from streamplane.platform.features.base import FEATURE_COLUMNS, RecordError
@@ -49,50 +50,90 @@ class ValidEvents:
     src_timestamp_ms: Sequence[int]
 
 
+class _Event(msgspec.Struct, gc=False):
+    """The demo event's schema, for msgspec's typed decoder (the fast path)."""
+
+    event_id: str
+    tenant: str
+    user_id: str
+    event_type: str
+    value: float
+    ts: int
+    skill: str | None = None
+
+
+_decode_event = msgspec.json.Decoder(_Event).decode
+# Past this magnitude msgspec and orjson may judge a number differently (orjson refuses
+# integers beyond 64 bits): such records take the reference path, which decides.
+_FAST_VALUE_LIMIT: Final = 2.0**63
+
+
 def parse_events(values: Sequence[bytes], timestamps_ms: Sequence[int]) -> ValidEvents:
-    """Parse and validate a batch; bad records become `RecordError`s, never exceptions."""
+    """Parse and validate a batch; bad records become `RecordError`s, never exceptions.
+
+    msgspec's typed decoder parses and type-checks a good record in one C call, about 3x
+    faster than `orjson.loads` plus checks. Whatever it refuses (or might judge
+    differently at the edges) goes through `_parse_one`, the reference path, which
+    gives the verdict and the reason, so both paths accept exactly the same records.
+    """
     if len(values) != len(timestamps_ms):
         raise ValueError(
             f"got {len(values)} values but {len(timestamps_ms)} timestamps; they must align"
         )
-    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    decode, fast_errors = _decode_event, (msgspec.DecodeError, TypeError)
     indices: list[int] = []
     rows: list[tuple[Any, ...]] = []
     errors: list[RecordError] = []
     for index, raw in enumerate(values):
         try:
-            obj = loads(raw)
-        # orjson raises this for non-bytes input too, a None tombstone value included.
-        except decode_error as exc:
-            errors.append(RecordError(index, "parse", f"invalid JSON: {exc.msg}"))
-            continue
-        if type(obj) is not dict:
-            reason = f"expected a JSON object, got {_json_type(obj)}"
-            errors.append(RecordError(index, "parse", reason))
-            continue
-        try:
-            row = _required(obj)
-        except KeyError:
-            errors.append(RecordError(index, "schema", _schema_reason(obj)))
-            continue
-        skill = obj.get(OPTIONAL_FIELD)
-        # Exact type checks, not isinstance: bool is a subclass of int and must not pass
-        # as a number. orjson yields only exact built-in types, so this loses nothing.
+            e = decode(raw)
+        except fast_errors:
+            e = None
         if (
-            type(row[0]) is str
-            and type(row[1]) is str
-            and type(row[2]) is str
-            and type(row[3]) is str
-            and (type(row[4]) is float or type(row[4]) is int)
-            and type(row[5]) is int
-            and _INT64_MIN <= row[5] <= _INT64_MAX
-            and (skill is None or type(skill) is str)
+            e is not None
+            and _INT64_MIN <= e.ts <= _INT64_MAX
+            and -_FAST_VALUE_LIMIT < e.value < _FAST_VALUE_LIMIT
         ):
             indices.append(index)
-            rows.append((*row, skill))
+            rows.append((e.event_id, e.tenant, e.user_id, e.event_type, e.value, e.ts, e.skill))
+            continue
+        row_or_error = _parse_one(index, raw)
+        if isinstance(row_or_error, RecordError):
+            errors.append(row_or_error)
         else:
-            errors.append(RecordError(index, "schema", _schema_reason(obj)))
+            indices.append(index)
+            rows.append(row_or_error)
     return _columns(indices, errors, rows, timestamps_ms)
+
+
+def _parse_one(index: int, raw: bytes) -> tuple[Any, ...] | RecordError:
+    """The reference parse of one record: orjson, then exact type checks."""
+    try:
+        obj = orjson.loads(raw)
+    # orjson raises this for non-bytes input too, a None tombstone value included.
+    except orjson.JSONDecodeError as exc:
+        return RecordError(index, "parse", f"invalid JSON: {exc.msg}")
+    if type(obj) is not dict:
+        return RecordError(index, "parse", f"expected a JSON object, got {_json_type(obj)}")
+    try:
+        row = _required(obj)
+    except KeyError:
+        return RecordError(index, "schema", _schema_reason(obj))
+    skill = obj.get(OPTIONAL_FIELD)
+    # Exact type checks, not isinstance: bool is a subclass of int and must not pass as a
+    # number. orjson yields only exact built-in types, so this loses nothing.
+    if (
+        type(row[0]) is str
+        and type(row[1]) is str
+        and type(row[2]) is str
+        and type(row[3]) is str
+        and (type(row[4]) is float or type(row[4]) is int)
+        and type(row[5]) is int
+        and _INT64_MIN <= row[5] <= _INT64_MAX
+        and (skill is None or type(skill) is str)
+    ):
+        return (*row, skill)
+    return RecordError(index, "schema", _schema_reason(obj))
 
 
 def _columns(
