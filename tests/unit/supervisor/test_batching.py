@@ -314,3 +314,14 @@ def test_drop_partitions_forgets_their_open_batches() -> None:
     assert h.batcher.open_records == 1
     h.batcher.flush_due(0.0, force=True)
     assert [t.tp for t in h.emitted] == [("in", 1)]
+
+
+def test_flush_due_closes_only_as_many_lingering_batches_as_asked_oldest_first() -> None:
+    h = _Harness("unordered", max_records=100, max_bytes=10_000, linger_s=0.005)
+    for partition, at in ((0, 0.0), (1, 0.001), (2, 0.002)):
+        h.add(("in", partition), None, b"v", None, at)
+    assert h.batcher.flush_due(0.0061, limit=1) == 1
+    assert [t.tp for t in h.emitted] == [("in", 0)]
+    assert h.batcher.flush_due(0.0061, limit=5) == 1, "the third has not lingered long enough"
+    assert h.batcher.flush_due(1.0) == 1
+    assert [t.tp[1] for t in h.emitted] == [0, 1, 2]

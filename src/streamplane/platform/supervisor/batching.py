@@ -98,12 +98,21 @@ class Batcher:
             del self._open[slot]
             self._emit(task)
 
-    def flush_due(self, now: float, force: bool = False) -> None:
-        """Close every batch that has lingered long enough (or all, when forced)."""
+    def flush_due(self, now: float, force: bool = False, limit: int | None = None) -> int:
+        """Close batches that have lingered long enough, oldest first; returns how many.
+
+        `limit` caps how many close: the source closes only as many as workers have idle
+        credit for, so while every worker is busy batches keep growing instead of
+        queueing as many small tasks (one credit moves one task, whatever its size).
+        """
         deadline = now - self._linger_s
         due = [s for s, o in self._open.items() if force or o.opened <= deadline]
+        if limit is not None and len(due) > limit:
+            # dicts keep insertion order, and a slot is inserted when its batch opens.
+            due = due[:limit]
         for slot in due:
             self._emit(self._open.pop(slot).task)
+        return len(due)
 
     def drop_partitions(self, tps: set[TopicPartition]) -> int:
         """Forget open batches of revoked partitions; returns the records dropped."""

@@ -83,13 +83,22 @@ class Source:
             now = self._clock()
             if msgs:
                 self._ingest(msgs, now)
-            self._batcher.flush_due(now)
-            self._dispatcher.dispatch()
+            self._dispatch(now)
             self._backpressure(consumer)
             self._on_tick()
             if now >= next_commit:
                 self.commit(asynchronous=True)
                 next_commit = now + self._commit_interval_s
+
+    def _dispatch(self, now: float) -> None:
+        """Send what is queued; then close lingering batches only for idle credit."""
+        dispatcher = self._dispatcher
+        dispatcher.dispatch()
+        if dispatcher.draining:
+            return
+        idle = sum(w.available for w in dispatcher.workers.values())
+        if idle > 0 and self._batcher.flush_due(now, limit=idle):
+            dispatcher.dispatch()
 
     def flush_open_batches(self) -> None:
         """Close every open batch now (on drain: no more records will join them)."""
