@@ -53,3 +53,6 @@ bench: venv kafka-jars
 
 clean:
 	rm -rf $(VENV) node_modules .data build dist .pytest_cache .mypy_cache .ruff_cache
+
+# The container stack: streaming-env, -build, -up, -logs, -down (docs/streaming-stack.md)
+include docker/streaming/streaming.mk
