@@ -9,7 +9,7 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 sys.path.insert(0, str(Path(__file__).parent / "scripts"))
-import gen_proto  # noqa: E402
+import gen_proto
 
 
 class ProtoBuildHook(BuildHookInterface):  # type: ignore[type-arg]

@@ -152,7 +152,5 @@ def get_engine(name: str) -> FeatureEngine:
         known = ", ".join(ENGINE_NAMES)
         raise ValueError(f"unknown feature engine {name!r}; expected one of: {known}") from None
     # An engine module raises EngineUnavailable itself when its library is missing.
-    engine_class: type[FeatureEngine] = getattr(
-        importlib.import_module(module_name), class_name
-    )
+    engine_class: type[FeatureEngine] = getattr(importlib.import_module(module_name), class_name)
     return engine_class()
