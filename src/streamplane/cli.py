@@ -48,6 +48,11 @@ SUPERVISOR = (
     "retry_backoff_ms",
     "commit_interval_ms",
     "drain_timeout_s",
+    "mesh_publish_endpoint",
+    "mesh_source_node",
+    "mesh_publish_domain",
+    "mesh_tenant_domain_map",
+    "mesh_services_file",
 )
 WORKER = (
     *KAFKA,
@@ -62,7 +67,11 @@ WORKER = (
     "reconnect_max_backoff_s",
     "drain_timeout_s",
     "mesh_node_id",
+    "mesh_endpoint",
+    "mesh_domain",
 )
+# Extra, shorter flag names for some settings (the `--field-name` flag always exists).
+FLAG_ALIASES = {"mesh_tenant_domain_map": ("--tenant-domain-map",)}
 
 
 def settings_options(*names: str) -> Callable[[F], F]:
@@ -73,6 +82,7 @@ def settings_options(*names: str) -> Callable[[F], F]:
             info = Settings.model_fields[name]
             fn = click.option(
                 f"--{name.replace('_', '-')}",
+                *FLAG_ALIASES.get(name, ()),
                 name,
                 envvar=name.upper(),
                 show_envvar=True,
@@ -144,6 +154,65 @@ def worker(**values: Any) -> None:
     from streamplane.platform.worker.client import run_worker
 
     sys.exit(run_worker(settings))
+
+
+@cli.command("mesh-node")
+@click.option(
+    "--node-id",
+    "mesh_node_id",
+    envvar="MESH_NODE_ID",
+    show_envvar=True,
+    default=None,
+    help="This node's id in the manifest",
+)
+@click.option(
+    "--listen",
+    envvar="MESH_NODE_LISTEN",
+    show_envvar=True,
+    default=None,
+    help="gRPC listen address [HOST]:PORT (default: the port of the node's endpoint)",
+)
+@click.option(
+    "--services",
+    "mesh_services_file",
+    envvar="MESH_SERVICES_FILE",
+    show_envvar=True,
+    default=None,
+    help="JSON manifest of mesh nodes (default: the packaged hub/worker/trainer manifest)",
+)
+@click.option(
+    "--queue-capacity",
+    envvar="MESH_NODE_QUEUE_CAPACITY",
+    show_envvar=True,
+    type=click.IntRange(1, 1_000_000),
+    default=256,
+    help="Envelopes each subscriber queue holds before publishes get RESOURCE_EXHAUSTED",
+)
+@click.option(
+    "--metrics-listen",
+    envvar="MESH_NODE_METRICS_LISTEN",
+    show_envvar=True,
+    default=None,
+    help="HTTP address for /metrics, [HOST]:PORT (default: none)",
+)
+def mesh_node(
+    listen: str | None, queue_capacity: int, metrics_listen: str | None, **values: Any
+) -> None:
+    """Run a MeshData node: route envelopes by domain, via the hub when not local."""
+    settings = _settings(values, ("mesh_node_id", "mesh_services_file"))
+    if not settings.mesh_node_id:
+        raise ConfigError("MESH_NODE_ID", "a mesh node needs its id (--node-id)")
+    from streamplane.platform.mesh.node import run_mesh_node
+
+    sys.exit(
+        run_mesh_node(
+            settings.mesh_node_id,
+            listen,
+            settings.mesh_services_file,
+            queue_capacity,
+            metrics_listen,
+        )
+    )
 
 
 @cli.command()
@@ -275,11 +344,21 @@ def dev(data_dir: Path, port: int, workers: int, rate: float, bad_fraction: floa
     default=None,
     help="Broker folder when the bench starts its own (default: a temp dir)",
 )
-def bench(count: int, partitions: int, data_dir: Path | None, **values: Any) -> None:
+@click.option(
+    "--transport",
+    envvar="BENCH_TRANSPORT",
+    show_envvar=True,
+    type=click.Choice(["grpc", "mesh"]),
+    default="grpc",
+    help="mesh: also run the pipeline with tasks through MeshData nodes, and its ratio",
+)
+def bench(
+    count: int, partitions: int, data_dir: Path | None, transport: str, **values: Any
+) -> None:
     """Measure passthrough vs pipeline throughput and latency; print one JSON line."""
     from streamplane.platform.bench import run_bench
 
-    sys.exit(run_bench(values, count, partitions, data_dir))
+    sys.exit(run_bench(values, count, partitions, data_dir, transport))
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from streamplane.platform import headers as h
+from streamplane.platform.kafka import admin
 from tests.support.audit import (
     assert_committed_at_end,
     audit_topics,
@@ -27,17 +28,19 @@ PARTITIONS = 4
 def test_two_workers_lose_nothing_and_stop_cleanly(
     procs: Processes, stack: Stack, record_property: pytest.RecordProperty
 ) -> None:
-    written, malformed = produce_demo(procs, stack, COUNT, PARTITIONS, bad_fraction=0.02)
-    assert malformed > 0
-    ends = stack.end_offsets()
-    assert sum(ends.values()) == COUNT
-
+    # Both workers are connected before the first event is written, so round-robin has
+    # two workers to share between from the start.
+    admin.ensure_topics(stack.conf, {stack.topics.input: PARTITIONS})
     sup = procs.supervisor(stack.env())
     workers = [
         procs.worker(stack.env(SUPERVISOR_GRPC_ADDR=sup.grpc_addr, MAX_INFLIGHT=4))
         for _ in range(2)
     ]
     sup.wait_workers(2)
+    written, malformed = produce_demo(procs, stack, COUNT, PARTITIONS, bad_fraction=0.02)
+    assert malformed > 0
+    ends = stack.end_offsets()
+    assert sum(ends.values()) == COUNT
     wait_until(
         lambda: sup.committable() == ends and sup.status()["pending_records"] == 0,
         120,

@@ -9,6 +9,9 @@ or offsets:
    the pipeline (acks=all, idempotence, lz4; `fetch.queue.backoff.ms=10`);
 3. pipeline: a real `streamplane supervisor` and one `streamplane worker` subprocess;
 4. pipeline2: the same with two workers;
+   (with `--transport mesh`) mesh_pipeline: one supervisor and one worker again, with
+   tasks published through MeshData (supervisor -> hub -> worker node -> worker) and
+   acks on gRPC, against hub and worker `streamplane mesh-node` processes;
 5. latency: one supervisor and one worker while fresh events arrive at half the rate
    measured in 3; latency is the output record's Kafka timestamp (CreateTime, set at
    the worker's produce) minus its `src_timestamp_ms` (the input record's timestamp);
@@ -33,6 +36,7 @@ import platform
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -112,7 +116,13 @@ class BenchError(StreamplaneError):
 # ------------------------------------------------------------------------------ entry
 
 
-def run_bench(values: dict[str, Any], count: int, partitions: int, data_dir: Path | None) -> int:
+def run_bench(
+    values: dict[str, Any],
+    count: int,
+    partitions: int,
+    data_dir: Path | None,
+    transport: str = "grpc",
+) -> int:
     """Run every phase and print one JSON line; the body of `streamplane bench`.
 
     Args:
@@ -120,6 +130,7 @@ def run_bench(values: dict[str, Any], count: int, partitions: int, data_dir: Pat
         count: Events in the input topic.
         partitions: Partitions of the input topic.
         data_dir: Folder for the embedded broker (default: a temp dir, removed after).
+        transport: "mesh" adds the MeshData pipeline run and its ratio to the gRPC one.
 
     Returns:
         0 on success; 1 when the bench failed or the pipeline lost records; 130 when
@@ -130,7 +141,7 @@ def run_bench(values: dict[str, Any], count: int, partitions: int, data_dir: Pat
     keep_logs = False
     try:
         with _sigterm_as_interrupt():
-            report = _bench(values, count, partitions, data_dir, workdir)
+            report = _bench(values, count, partitions, data_dir, workdir, transport)
         print(json.dumps(report), flush=True)  # the one line stdout carries
         if report["lost"]:
             keep_logs = True
@@ -149,7 +160,12 @@ def run_bench(values: dict[str, Any], count: int, partitions: int, data_dir: Pat
 
 
 def _bench(
-    values: dict[str, Any], count: int, partitions: int, data_dir: Path | None, workdir: Path
+    values: dict[str, Any],
+    count: int,
+    partitions: int,
+    data_dir: Path | None,
+    workdir: Path,
+    transport: str = "grpc",
 ) -> dict[str, Any]:
     """Start or reach Kafka, run the phases, and return the report."""
     with contextlib.ExitStack() as stack:
@@ -162,7 +178,7 @@ def _bench(
         settings = load_settings(**{**values, "kafka_brokers": brokers})
         _check_reachable(settings)
         rss = stack.enter_context(RssSampler(RSS_SAMPLE_S))
-        bench = Bench(settings, count, partitions, workdir, rss, _run_prefix())
+        bench = Bench(settings, count, partitions, workdir, rss, _run_prefix(), transport)
         if data_dir is not None or not embedded:
             # A temp-dir broker disappears with its topics; anything else keeps them.
             stack.callback(bench.delete_topics)
@@ -333,6 +349,7 @@ class Bench:
     workdir: Path
     rss: RssSampler
     prefix: str
+    transport: str = "grpc"
     topics: list[str] = field(default_factory=list)
     unclean_exits: int = 0
     # Mean records per task in each pipeline run: small tasks mean per-task costs
@@ -372,14 +389,28 @@ class Bench:
         pipeline = self.pipeline(one, ends, workers=1)
         two = self.route("pipeline2", source)
         pipeline2 = self.pipeline(two, ends, workers=2)
+        mesh_figures: dict[str, Any] = {}
+        mesh_tallies: list[Tally] = []
+        if self.transport == "mesh":
+            meshed = self.route("mesh1", source)
+            mesh = self.pipeline(meshed, ends, workers=1, mesh=MeshLayout.create(self.workdir))
+            mesh_tallies.append(self.verify(meshed, ends))
+            mesh_figures = {
+                **_rate("mesh_pipeline", mesh),
+                "ratio_mesh_pipeline_to_pipeline": _ratio(mesh.rate, pipeline.rate),
+                "mesh_node_peak_rss_mb": self.rss.peak_mb("mesh-node"),
+            }
         latency = self.latency(pipeline.rate)
         tallies = [self.verify(one, ends), self.verify(two, ends), self.verify_latency(latency)]
+        tallies += mesh_tallies
         return {
+            "transport": self.transport,
             **_rate("passthrough", passthrough),
             **_rate("pipeline", pipeline),
             **_rate("pipeline2", pipeline2),
             "ratio_pipeline_to_passthrough": _ratio(pipeline.rate, passthrough.rate),
             "ratio_pipeline2_to_passthrough": _ratio(pipeline2.rate, passthrough.rate),
+            **mesh_figures,
             **latency.figures(),
             "supervisor_peak_rss_mb": self.rss.peak_mb("supervisor"),
             "worker_peak_rss_mb": self.rss.peak_mb("worker"),
@@ -434,12 +465,22 @@ class Bench:
         return RunResult(self.count, seconds)
 
     # -- 3 and 4. pipeline ------------------------------------------------------------
-    def pipeline(self, route: Route, ends: dict[int, int], workers: int) -> RunResult:
-        """Run a supervisor and `workers` workers over the filled topic until committed."""
+    def pipeline(
+        self, route: Route, ends: dict[int, int], workers: int, mesh: MeshLayout | None = None
+    ) -> RunResult:
+        """Run a supervisor and `workers` workers over the filled topic until committed.
+
+        With `mesh`, its nodes start first and tasks go through them (MeshData).
+        """
         with self.fleet(route) as fleet:
-            fleet.start(workers)
+            if mesh is None:
+                fleet.start(workers)
+            else:
+                fleet.start_mesh(mesh)
+                fleet.start(workers, mesh.supervisor_env(), mesh.worker_env())
             started, done_before = fleet.wait_ready(workers)
-            with _bar(f"pipeline x{workers}", self.count) as bar:
+            label = f"{'mesh ' if mesh else ''}pipeline x{workers}"
+            with _bar(label, self.count) as bar:
                 finished = self.wait_committed(route, ends, fleet, bar)
             self.note_task_size(route, fleet)
         # Records the first worker finished while a second was still starting are not
@@ -759,11 +800,17 @@ class Fleet:
     ) -> None:
         self._on_stopped(self.stop())
 
-    def start(self, workers: int) -> None:
+    def start(
+        self,
+        workers: int,
+        supervisor_env: Mapping[str, str] | None = None,
+        worker_env: Mapping[str, str] | None = None,
+    ) -> None:
         """Start the supervisor, wait for its ports, then start the workers."""
         r = self._route
         supervisor = self._spawn(
             "supervisor",
+            **(supervisor_env or {}),
             INPUT_TOPIC=r.input,
             OUTPUT_TOPIC=r.output,
             DLQ_TOPIC=r.dlq,
@@ -775,10 +822,30 @@ class Fleet:
         for _ in range(workers):
             self._spawn(
                 "worker",
+                **(worker_env or {}),
                 OUTPUT_TOPIC=r.output,
                 DLQ_TOPIC=r.dlq,
                 SUPERVISOR_GRPC_ADDR=f"127.0.0.1:{grpc_port}",
             )
+
+    def start_mesh(self, mesh: MeshLayout) -> None:
+        """Start every mesh node of `mesh` and wait until each serves."""
+        for node_id, port in mesh.ports.items():
+            child = self._spawn(
+                "mesh-node",
+                MESH_NODE_ID=node_id,
+                MESH_NODE_LISTEN=f"127.0.0.1:{port}",
+                MESH_SERVICES_FILE=str(mesh.manifest),
+            )
+            ready = f"mesh node {node_id} ready".encode()
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while ready not in child.log.read_bytes():
+                self.check_alive()
+                if time.monotonic() > deadline:
+                    raise BenchError(
+                        f"mesh node {node_id} did not start in {READY_TIMEOUT_S:.0f} s"
+                    )
+                time.sleep(0.05)
 
     def wait_ready(self, workers: int) -> tuple[float, int]:
         """Wait until the supervisor holds partitions and `workers` workers hold credit.
@@ -891,6 +958,55 @@ class Fleet:
         except (urllib.error.URLError, OSError):
             return None
         return [w for w in workers if w["available_credit"] or w["in_flight"] or w["acks"]]
+
+
+@dataclass(frozen=True, slots=True)
+class MeshLayout:
+    """A hub and a worker node on free local ports, and their manifest file."""
+
+    manifest: Path
+    ports: dict[str, int]
+
+    @classmethod
+    def create(cls, workdir: Path) -> MeshLayout:
+        """Pick ports and write the manifest (hub, and a worker node serving `default`)."""
+        ports = {"hub": _free_port(), "worker": _free_port()}
+        doc = {
+            "nodes": [
+                {"id": "hub", "role": "hub", "endpoint": f"127.0.0.1:{ports['hub']}"},
+                {
+                    "id": "worker",
+                    "role": "worker",
+                    "endpoint": f"127.0.0.1:{ports['worker']}",
+                    "domains": ["default"],
+                },
+            ]
+        }
+        folder = workdir / "mesh"
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest = folder / "services.json"
+        manifest.write_text(json.dumps(doc))
+        return cls(manifest, ports)
+
+    def supervisor_env(self) -> dict[str, str]:
+        """The supervisor publishes through the hub (one forward, as in production)."""
+        return {
+            "MESH_PUBLISH_ENDPOINT": f"127.0.0.1:{self.ports['hub']}",
+            "MESH_SOURCE_NODE": "supervisor",
+            "MESH_PUBLISH_DOMAIN": "default",
+            "MESH_SERVICES_FILE": str(self.manifest),
+        }
+
+    def worker_env(self) -> dict[str, str]:
+        """Workers subscribe at the worker node."""
+        return {"MESH_ENDPOINT": f"127.0.0.1:{self.ports['worker']}", "MESH_DOMAIN": "default"}
+
+
+def _free_port() -> int:
+    """A local TCP port that was free a moment ago (mesh nodes need fixed addresses)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _get_json(url: str) -> Any:

@@ -61,3 +61,48 @@ WORKER_TASK_SECONDS = Histogram(
     "Task processing time, receive to ack",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+
+# -- MeshData (DESIGN.md section 4; docs/mesh.md) ---------------------------------------
+# Domains come from the manifest, reasons from fixed sets: every label set is bounded.
+MESH_DISPATCH = Counter(
+    "supervisor_mesh_dispatch_total",
+    "Task publishes through MeshData by final outcome: success, failure (attempts ran out "
+    "or a permanent error: credit restored, records requeued), cancelled (session gone)",
+    ["status"],
+)
+MESH_PUBLISH_RETRIES = Counter(
+    "supervisor_mesh_publish_retries_total", "Publish attempts retried after a backoff", ["reason"]
+)
+MESH_PUBLISH_SECONDS = Histogram(
+    "supervisor_mesh_publish_seconds",
+    "One MeshData Publish call, any outcome",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+MESH_PUBLISHES_PENDING = Gauge(
+    "supervisor_mesh_publishes_pending", "Task publishes neither confirmed nor given up"
+)
+MESH_NODE_QUEUE_DEPTH = Gauge(
+    "mesh_node_queue_depth", "Envelopes waiting in this node's subscriber queues", ["domain"]
+)
+MESH_NODE_SUBSCRIBERS = Gauge("mesh_node_subscribers", "Open subscriptions", ["domain"])
+MESH_NODE_DELIVERED = Counter(
+    "mesh_node_delivered_total", "Envelopes placed in a subscriber queue of this node", ["domain"]
+)
+MESH_NODE_FORWARDED = Counter(
+    "mesh_node_forwarded_total", "Envelopes forwarded and accepted by another node", ["domain"]
+)
+MESH_NODE_REJECTED = Counter(
+    "mesh_node_rejected_total",
+    "Publishes this node refused or could not place",
+    ["domain", "reason"],
+)
+MESH_NODE_DROPPED = Counter(
+    "mesh_node_dropped_total",
+    "Accepted envelopes still queued when their subscriber went away",
+    ["domain"],
+)
+WORKER_MESH_ENVELOPES = Counter(
+    "worker_mesh_envelopes_total",
+    "Envelopes a mesh-mode worker received: task, stale (another session), duplicate, bad",
+    ["result"],
+)

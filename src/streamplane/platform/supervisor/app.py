@@ -23,7 +23,9 @@ from streamplane.platform.kafka.clients import consumer_config, producer_config
 from streamplane.platform.supervisor.api import create_app
 from streamplane.platform.supervisor.batching import Batcher
 from streamplane.platform.supervisor.dead_letters import DeadLetterWriter
-from streamplane.platform.supervisor.dispatcher import Dispatcher, Events
+from streamplane.platform.supervisor.dispatcher import Dispatcher, Events, TaskQueue
+from streamplane.platform.supervisor.domain_scheduler import DomainScheduler
+from streamplane.platform.supervisor.mesh_dispatch import MeshTransport, mesh_config
 from streamplane.platform.supervisor.scheduler import Scheduler
 from streamplane.platform.supervisor.service import RunnerService, create_server, set_serving
 from streamplane.platform.supervisor.source import Source
@@ -59,10 +61,15 @@ class Supervisor:
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT or `stop`, then drain; returns the exit code."""
         s = self.settings
+        mesh = mesh_config(s)  # fails at start, naming the variable, if half configured
         kafka = s.as_librdkafka_dict()
         self._ensure_topics(kafka)
         producer = Producer(producer_config(s, f"{self._prefix}-dlq"))
-        scheduler = Scheduler(quantum=s.batch_max_records)
+        scheduler: TaskQueue
+        if mesh is None:
+            scheduler = Scheduler(quantum=s.batch_max_records)
+        else:
+            scheduler = domains = DomainScheduler(s.batch_max_records, mesh.tenants)
         dlq = DeadLetterWriter(
             producer,
             s.dlq_topic,
@@ -99,7 +106,12 @@ class Supervisor:
             commit_interval_s=s.commit_interval_ms / 1000,
             on_tick=self._housekeeping,
         )
-        self.service = RunnerService(self.dispatcher, self._welcome_config())
+        self.mesh: MeshTransport | None = None
+        if mesh is not None:
+            self.mesh = MeshTransport(
+                mesh, domains, holds=self.dispatcher.holds, unsent=self._unsent
+            )
+        self.service = RunnerService(self.dispatcher, self._welcome_config(), mesh=self.mesh)
         server, self.grpc_port, health_servicer = create_server(
             _grpc_address(s.supervisor_listen), self.service
         )
@@ -127,6 +139,8 @@ class Supervisor:
         self._serving = False
         await set_serving(health_servicer, False)
         await server.stop(grace=2)
+        if self.mesh is not None:
+            await self.mesh.close_all()
         http.should_exit = True
         await http_task
         logger.info("supervisor stopped")
@@ -166,6 +180,10 @@ class Supervisor:
 
     def _dead_letter_failed(self, task: Task) -> None:
         self.dispatcher.dead_letter_failed(task)
+
+    def _unsent(self, session: str, wire_id: str, error: str) -> None:
+        self.dispatcher.unsent(session, wire_id, error)
+        self.dispatcher.dispatch()
 
     def _housekeeping(self) -> None:
         self.dlq.poll()

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from streamplane.platform.supervisor.offsets import OffsetTracker
-from streamplane.platform.supervisor.scheduler import Scheduler
 from streamplane.platform.supervisor.tasks import Task, TopicPartition
 
 logger = logging.getLogger(__name__)
@@ -24,6 +23,9 @@ logger = logging.getLogger(__name__)
 # RETRY backoff doubles per failure up to this cap; a transient failure that outlasts
 # it is better retried steadily than pushed out of sight.
 MAX_RETRY_BACKOFF_S = 10.0
+# Attempt ids a worker session may still ack after its transport gave them up (a mesh
+# publish whose outcome was unknown): a few times any credit, so none is forgotten early.
+MAX_ABANDONED_IDS = 4096
 
 
 class Failure(StrEnum):
@@ -33,13 +35,59 @@ class Failure(StrEnum):
     RETRY = "retry"
     LOST = "worker-lost"
     LEASE = "lease-expired"
+    UNSENT = "send-failed"
 
 
 class Transport(Protocol):
     """Hands a task to a worker: the dispatch seam (gRPC stream, or MeshData)."""
 
     def send(self, session: str, task: Task) -> None:
-        """Deliver `task` to the worker of `session`; must not block."""
+        """Deliver `task` to the worker of `session`; must not block.
+
+        A transport that delivers asynchronously (MeshData) reports a delivery it gave up
+        on through `Dispatcher.unsent`; until then, or the ack, the task holds its credit.
+        """
+
+
+class TaskQueue(Protocol):
+    """The queue of ready tasks a dispatcher serves (`Scheduler`, or one per mesh domain)."""
+
+    @property
+    def queued_tasks(self) -> int:
+        """Tasks waiting."""
+
+    @property
+    def queued_records(self) -> int:
+        """Records waiting."""
+
+    def push(self, task: Task) -> None:
+        """Queue a task at the back of its lane."""
+
+    def pop(self, now: float) -> Task | None:
+        """The next task, or None; its lane becomes busy."""
+
+    def release(self, task: Task, requeue: bool, now: float) -> None:
+        """The task left its worker: free its lane and, if asked, queue it again."""
+
+    def replace(self, task: Task, parts: Iterable[Task], now: float) -> None:
+        """Free a task's lane and queue `parts` in its place."""
+
+    def drop_partitions(self, tps: set[TopicPartition]) -> list[Task]:
+        """Remove every queued task of these partitions; return them."""
+
+    def tenant_backlog(self) -> dict[str, int]:
+        """Queued records per tenant."""
+
+    def queued(self) -> Iterator[Task]:
+        """Every queued task."""
+
+
+@runtime_checkable
+class DomainTaskQueue(TaskQueue, Protocol):
+    """A task queue split by mesh domain: a worker takes only its domains' tasks."""
+
+    def pop_for(self, domains: Iterable[str], now: float) -> Task | None:
+        """The next task of one of `domains`, or None."""
 
 
 class DeadLetters(Protocol):
@@ -65,6 +113,10 @@ class WorkerState:
     available: int = 0
     accepting: bool = True
     inflight: dict[str, Task] = field(default_factory=dict)
+    # Mesh domains this worker takes tasks from; None takes every task (no domain queues).
+    domains: frozenset[str] | None = None
+    # Attempts the transport gave up on (credit restored) that the worker may still ack.
+    abandoned: dict[str, None] = field(default_factory=dict)
     acks: int = 0
     failures: int = 0
     records_done: int = 0
@@ -93,7 +145,7 @@ class Dispatcher:
     def __init__(
         self,
         *,
-        scheduler: Scheduler,
+        scheduler: TaskQueue,
         dead_letters: DeadLetters,
         max_attempts: int,
         lease_timeout_s: float,
@@ -102,6 +154,7 @@ class Dispatcher:
         id_prefix: str = "t",
     ) -> None:
         self.scheduler = scheduler
+        self._domain_queue = scheduler if isinstance(scheduler, DomainTaskQueue) else None
         self._dead_letters = dead_letters
         self._max_attempts = max_attempts
         self._lease_timeout_s = lease_timeout_s
@@ -171,9 +224,15 @@ class Dispatcher:
             if worker.available <= 0:
                 idle_rounds += 1
                 continue
-            task = self.scheduler.pop(now)
-            if task is None:
-                break
+            if worker.domains is None:
+                task = self.scheduler.pop(now)
+                if task is None:
+                    break
+            else:
+                task = self._pop_for(worker.domains, now)
+                if task is None:
+                    idle_rounds += 1  # other workers' domains may still have tasks
+                    continue
             idle_rounds = 0
             self._send(worker, task, now)
             sent += 1
@@ -189,12 +248,22 @@ class Dispatcher:
             self.events.redelivered += 1
         worker.transport.send(worker.session, task)
 
+    def _pop_for(self, domains: frozenset[str], now: float) -> Task | None:
+        if self._domain_queue is None:
+            return self.scheduler.pop(now)
+        return self._domain_queue.pop_for(domains, now)
+
     # -- workers --------------------------------------------------------------------
     def connect(
-        self, session: str, worker_id: str, max_inflight: int, transport: Transport
+        self,
+        session: str,
+        worker_id: str,
+        max_inflight: int,
+        transport: Transport,
+        domains: frozenset[str] | None = None,
     ) -> WorkerState:
-        """Register a worker session after its Hello."""
-        worker = WorkerState(session, worker_id, max_inflight, transport)
+        """Register a worker session after its Hello (`domains`: see WorkerState)."""
+        worker = WorkerState(session, worker_id, max_inflight, transport, domains=domains)
         self.workers[session] = worker
         self._rr.append(session)
         return worker
@@ -210,6 +279,11 @@ class Dispatcher:
         worker = self.workers[session]
         task = worker.inflight.pop(task_id, None)
         if task is None:
+            if task_id in worker.abandoned:
+                # Delivered after all, though its transport gave up: a counted duplicate.
+                del worker.abandoned[task_id]
+                self.events.late_acks += 1
+                return
             raise ProtocolViolation(f"ack for unknown task {task_id!r}")
         if worker.accepting:
             # An ack hands its slot back: one message per task instead of two.
@@ -238,6 +312,43 @@ class Dispatcher:
         for wire_id, task in worker.inflight.items():
             if task.session == session and task.wire_id == wire_id:
                 self._fail(task, Failure.LOST, f"worker {worker.worker_id} lost", now)
+
+    def holds(self, session: str, wire_id: str) -> bool:
+        """Whether `wire_id` is the live attempt of a task the session's worker holds."""
+        worker = self.workers.get(session)
+        task = worker.inflight.get(wire_id) if worker is not None else None
+        return task is not None and task.session == session and task.wire_id == wire_id
+
+    def unsent(self, session: str, wire_id: str, error: str) -> None:
+        """The transport gave up delivering `wire_id`: restore the credit, requeue the task.
+
+        Not the records' fault, so it does not count towards MAX_ATTEMPTS; the next
+        attempt gets a new id, and a late ack of this one (should the delivery have
+        landed after all) is counted as late, not taken for a protocol violation.
+        """
+        worker = self.workers.get(session)
+        if worker is None:
+            return  # the session ended: `disconnect` requeued the task
+        task = worker.inflight.pop(wire_id, None)
+        if task is None:
+            return  # already acked
+        worker.abandoned[wire_id] = None
+        if len(worker.abandoned) > MAX_ABANDONED_IDS:
+            del worker.abandoned[next(iter(worker.abandoned))]
+        if worker.accepting:
+            worker.available = min(worker.available + 1, worker.max_inflight - len(worker.inflight))
+        if task.session != session or task.wire_id != wire_id:
+            return  # a stale attempt (its lease expired): only its slot was held
+        now = self._clock()
+        reason = Failure.UNSENT.value
+        self.events.failures[reason] = self.events.failures.get(reason, 0) + 1
+        task.session = None
+        if task.revoked or self.trackers.get(task.tp) is not task.tracker:
+            self.scheduler.release(task, requeue=False, now=now)
+            return
+        task.attempt += 1
+        logger.info("task requeued: not delivered", extra={"task": wire_id, "error": error})
+        self.scheduler.release(task, requeue=True, now=now)
 
     def expire_leases(self) -> int:
         """Requeue tasks whose lease ran out; the slow worker keeps the slot until it acks."""

@@ -18,7 +18,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from streamplane.platform import metrics as m
-from streamplane.platform.supervisor.dispatcher import Dispatcher, ProtocolViolation
+from streamplane.platform.supervisor.dispatcher import Dispatcher, ProtocolViolation, Transport
+from streamplane.platform.supervisor.mesh_dispatch import MeshTransport
 from streamplane.platform.supervisor.tasks import Task
 from streamplane.runner.v1 import runner_pb2, runner_pb2_grpc
 
@@ -62,10 +63,14 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         welcome_config: Mapping[str, str],
         transport: StreamTransport | None = None,
         on_change: Callable[[], None] | None = None,
+        mesh: MeshTransport | None = None,
     ) -> None:
         self._dispatcher = dispatcher
         self._config = dict(welcome_config)
         self.transport = transport or StreamTransport()
+        # With mesh publishing configured, a worker whose Hello says TRANSPORT_MESH takes
+        # its tasks through MeshData; acks and credit stay on this stream either way.
+        self.mesh = mesh
         self._on_change = on_change or dispatcher.dispatch
         self.draining = False
 
@@ -86,9 +91,32 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, hello_error)
             return
         hello = first.hello
+        transport: Transport = self.transport
+        domains: frozenset[str] | None = None
+        if self.mesh is not None:
+            if hello.transport == runner_pb2.TRANSPORT_MESH:
+                try:
+                    domains = self.mesh.open(session, hello.worker_id, hello.node_id)
+                except ValueError as exc:
+                    logger.warning(
+                        "mesh worker refused",
+                        extra={"worker": hello.worker_id, "session": session, "reason": str(exc)},
+                    )
+                    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+                    return
+                transport = self.mesh
+            else:
+                domains = self.mesh.stream_domains
+        elif hello.transport == runner_pb2.TRANSPORT_MESH:
+            logger.warning(
+                "mesh worker on a supervisor without mesh publishing: tasks go on the stream",
+                extra={"worker": hello.worker_id, "session": session},
+            )
         outbox: asyncio.Queue[_Outgoing] = asyncio.Queue()
         self.transport.outboxes[session] = outbox
-        self._dispatcher.connect(session, hello.worker_id, hello.max_inflight, self.transport)
+        self._dispatcher.connect(
+            session, hello.worker_id, hello.max_inflight, transport, domains=domains
+        )
         m.WORKERS.set(len(self._dispatcher.workers))
         logger.info(
             "worker connected",
@@ -96,6 +124,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
                 "worker": hello.worker_id,
                 "session": session,
                 "max_inflight": hello.max_inflight,
+                "transport": "mesh" if transport is self.mesh else "stream",
             },
         )
         welcome = runner_pb2.SupervisorMessage()
@@ -117,6 +146,8 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         finally:
             reader.cancel()
             self.transport.outboxes.pop(session, None)
+            if self.mesh is not None:
+                self.mesh.close(session)
             self._dispatcher.disconnect(session)
             m.WORKERS.set(len(self._dispatcher.workers))
             logger.info(

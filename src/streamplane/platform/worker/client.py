@@ -3,6 +3,12 @@
 Tasks are processed one at a time on a dedicated thread (the feature engine has its own
 threads); acks go back the moment a task's writes are durable, so up to MAX_INFLIGHT
 tasks overlap between processing and delivery.
+
+With MESH_ENDPOINT set the worker takes its tasks from a MeshData subscription at that
+node (domain MESH_DOMAIN) instead; its Hello says TRANSPORT_MESH and names the node,
+and credit and acks still travel on the Connect stream. When an open subscription
+breaks, what the node still queued for it may be lost, so the worker finishes what it
+received and starts a new session: the supervisor requeues the rest at once.
 """
 
 from __future__ import annotations
@@ -21,8 +27,13 @@ import grpc
 
 from streamplane import __version__
 from streamplane.config import Settings
+from streamplane.exceptions import ConfigError
+from streamplane.mesh.v1 import mesh_pb2
 from streamplane.platform import metrics as m
 from streamplane.platform.kafka.clients import producer_config
+from streamplane.platform.mesh.client import Subscriber
+from streamplane.platform.mesh.exceptions import SubscriptionRefused
+from streamplane.platform.mesh.inbox import TaskInbox
 from streamplane.platform.worker.pipeline import Pipeline
 from streamplane.platform.worker.processor import (
     Processor,
@@ -55,6 +66,9 @@ class Worker:
         self._last_activity = time.monotonic()
         self._pipeline: Pipeline | None = None
         self.exit_reason = ""
+        self._mesh: Subscriber | None = None
+        self._inbox = TaskInbox(self._take_mesh_task)
+        self._rotation: asyncio.Task[None] | None = None
 
     # -- lifecycle --------------------------------------------------------------------
     async def run(self) -> int:
@@ -69,6 +83,8 @@ class Worker:
         watchdog = asyncio.create_task(self._watch_idle())
         backoff = FIRST_BACKOFF_S
         try:
+            if s.mesh_endpoint:
+                await self._subscribe(s.mesh_endpoint)
             while not self._stop.is_set():
                 welcomed = await self._connect_once()
                 if self._stop.is_set():
@@ -81,6 +97,8 @@ class Worker:
                 backoff = min(backoff * 2, s.reconnect_max_backoff_s)
         finally:
             watchdog.cancel()
+            if self._mesh is not None:
+                await self._mesh.close()
             left = await loop.run_in_executor(None, self._pipeline.stop, s.drain_timeout_s)
             self._executor.shutdown(wait=False)
         logger.info("worker stopped", extra={"reason": self.exit_reason, "undelivered": left})
@@ -140,6 +158,7 @@ class Worker:
                 )
             finally:
                 stopper.cancel()
+                self._inbox.close_session()
                 self._inflight.clear()  # the supervisor requeues what this session held
         return welcomed
 
@@ -148,9 +167,14 @@ class Worker:
         msg = runner_pb2.WorkerMessage()
         hello = msg.hello
         hello.worker_id = self.worker_id
-        hello.node_id = s.mesh_node_id or socket.gethostname()
         hello.max_inflight = s.max_inflight
-        hello.transport = runner_pb2.TRANSPORT_GRPC
+        if self._mesh is not None:
+            # The supervisor addresses tasks to this subscriber at this node.
+            hello.node_id = self._mesh.node_id
+            hello.transport = runner_pb2.TRANSPORT_MESH
+        else:
+            hello.node_id = s.mesh_node_id or socket.gethostname()
+            hello.transport = runner_pb2.TRANSPORT_GRPC
         hello.engine = s.worker_engine
         hello.version = __version__
         return msg
@@ -165,6 +189,7 @@ class Worker:
         )
         assert self._pipeline is not None
         self._pipeline.processor.open(context)
+        self._inbox.open_session(welcome.session_id)
         logger.info(
             "welcomed", extra={"session": welcome.session_id, "output": context.output_topic}
         )
@@ -179,6 +204,57 @@ class Worker:
         while self._inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         outbox.put_nowait(None)
+
+    # -- mesh mode --------------------------------------------------------------------
+    async def _subscribe(self, endpoint: str) -> None:
+        """Open the MeshData subscription; the first refusal is a configuration error."""
+        s = self.settings
+        subscription = mesh_pb2.Subscription(
+            subscriber_id=self.worker_id, domains=[s.mesh_domain], node_id=s.mesh_node_id or ""
+        )
+        self._mesh = Subscriber(
+            endpoint,
+            subscription,
+            on_envelope=self._inbox.accept,
+            on_lost=self._mesh_lost,
+            max_backoff_s=s.reconnect_max_backoff_s,
+        )
+        self._mesh.start()
+        live = asyncio.ensure_future(self._mesh.wait_live())
+        stopped = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({live, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not live.done():
+            live.cancel()
+            return
+        try:
+            node = live.result()
+        except SubscriptionRefused as exc:
+            variable = "MESH_NODE_ID" if exc.code == "FAILED_PRECONDITION" else "MESH_DOMAIN"
+            raise ConfigError(variable, f"mesh node at {endpoint} refused: {exc.detail}") from exc
+        logger.info("taking tasks by mesh", extra={"node": node, "domain": s.mesh_domain})
+
+    def _take_mesh_task(self, task: runner_pb2.Task) -> None:
+        self._start_task(self._session, task)
+
+    def _mesh_lost(self) -> None:
+        """An open subscription broke: end this session once what it received is done."""
+        outbox = self._outbox
+        if outbox is None or not self._inbox.session_id or self._stop.is_set():
+            return
+        if self._rotation is not None and not self._rotation.done():
+            return
+        self._inbox.close_session()  # its envelopes still arriving are requeued anyway
+        self._rotation = asyncio.get_running_loop().create_task(self._end_session(outbox))
+
+    async def _end_session(self, outbox: asyncio.Queue[_Outgoing]) -> None:
+        logger.warning("mesh subscription lost: ending the session so its tasks are requeued")
+        outbox.put_nowait(_credit(0))
+        deadline = time.monotonic() + self.settings.drain_timeout_s
+        while self._inflight and time.monotonic() < deadline and self._outbox is outbox:
+            await asyncio.sleep(0.02)
+        if self._outbox is outbox:
+            outbox.put_nowait(None)
 
     # -- tasks ------------------------------------------------------------------------
     def _start_task(self, session: int, task: runner_pb2.Task) -> None:
