@@ -53,6 +53,8 @@ SUPERVISOR = (
     "mesh_publish_domain",
     "mesh_tenant_domain_map",
     "mesh_services_file",
+    "rl_results_topic",
+    "rl_buffer_dir",
 )
 WORKER = (
     *KAFKA,
@@ -69,6 +71,7 @@ WORKER = (
     "mesh_node_id",
     "mesh_endpoint",
     "mesh_domain",
+    "rl_results_topic",
 )
 # Extra, shorter flag names for some settings (the `--field-name` flag always exists).
 FLAG_ALIASES = {"mesh_tenant_domain_map": ("--tenant-domain-map",)}
@@ -266,6 +269,21 @@ def mesh_node(
     help="Partitions if the topic must be created",
 )
 @click.option("--seed", envvar="PRODUCE_SEED", show_envvar=True, type=int, default=7)
+@click.option(
+    "--rollouts",
+    envvar="PRODUCE_ROLLOUTS",
+    show_envvar=True,
+    type=click.IntRange(1),
+    default=None,
+    help="Write N RL rollout requests instead of demo events",
+)
+@click.option(
+    "--skill",
+    envvar="PRODUCE_SKILL",
+    show_envvar=True,
+    default="default",
+    help="Skill of the rollout requests",
+)
 def produce(
     count: int | None,
     rate: float | None,
@@ -274,9 +292,11 @@ def produce(
     bad_fraction: float,
     partitions: int,
     seed: int,
+    rollouts: int | None,
+    skill: str,
     **values: Any,
 ) -> None:
-    """Write demo events (JSON, ~200 bytes) to INPUT_TOPIC."""
+    """Write demo events (JSON, ~200 bytes), or RL rollout requests, to INPUT_TOPIC."""
     from confluent_kafka import Producer
 
     from streamplane.platform.demo_events import events, produce_events
@@ -285,11 +305,37 @@ def produce(
     settings = _settings(values, (*KAFKA, "input_topic"))
     kafka = settings.as_librdkafka_dict()
     ensure_topics(kafka, {settings.input_topic: partitions})
+    if rollouts is not None:
+        _produce_rollouts(settings, rollouts, skill, seed)
+        return
     producer = Producer({**kafka, "linger.ms": 20, "compression.type": "lz4"})
     written, bad = produce_events(
         producer, settings.input_topic, events(count, tenants, users, bad_fraction, seed), rate
     )
     click.echo(f"wrote {written} events ({bad} malformed) to {settings.input_topic}")
+
+
+def _produce_rollouts(settings: Settings, count: int, skill: str, seed: int) -> None:
+    from pydantic import ValidationError
+
+    from streamplane.platform.training.produce import produce_rollouts
+
+    try:
+        written = produce_rollouts(settings, count, skill, seed=seed)
+    except ValidationError as exc:
+        reason = exc.errors()[0].get("msg", "invalid value")
+        raise ConfigError("PRODUCE_SKILL", str(reason)) from exc
+    click.echo(f"wrote {written} rollout requests (skill {skill}) to {settings.input_topic}")
+
+
+@cli.command("rl-buffer")
+@settings_options(*KAFKA, "rl_results_topic", "rl_buffer_dir")
+def rl_buffer(**values: Any) -> None:
+    """Consume RL_RESULTS_TOPIC into Parquet shards in RL_BUFFER_DIR (the replay buffer)."""
+    settings = _settings(values, (*KAFKA, "rl_results_topic", "rl_buffer_dir"))
+    from streamplane.platform.training.buffer_service import run_rl_buffer
+
+    sys.exit(run_rl_buffer(settings))
 
 
 @cli.command()

@@ -163,6 +163,27 @@ class SupervisorProc(Proc):
         except urllib.error.HTTPError as exc:
             return int(exc.code), exc.read()
 
+    def get_json(self, path: str, timeout: float = 5) -> tuple[int, Any]:
+        """GET `path` and decode its JSON body."""
+        code, body = self.get(path, timeout)
+        return code, json.loads(body)
+
+    def post_json(
+        self, path: str, payload: Any, headers: Mapping[str, str] | None = None, timeout: float = 10
+    ) -> tuple[int, Any]:
+        """POST `payload` as JSON to `path`; returns (status, decoded JSON body)."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.http_port}{path}",
+            data=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json", **(headers or {})},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return int(response.status), json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), json.loads(exc.read())
+
     def status(self) -> dict[str, Any]:
         """The /v1/status snapshot."""
         code, body = self.get("/v1/status")

@@ -51,6 +51,20 @@ class Records:
             self.tenants[start:stop],
         )
 
+    def select(self, indices: list[int]) -> Records:
+        """The records at `indices` (ascending), as a new batch."""
+        where = {old: new for new, old in enumerate(indices)}
+        return Records(
+            self.topic,
+            self.partition,
+            [self.offsets[i] for i in indices],
+            [self.timestamps_ms[i] for i in indices],
+            [self.keys[i] for i in indices],
+            [self.values[i] for i in indices],
+            {where[i]: h for i, h in self.headers.items() if i in where},
+            [self.tenants[i] for i in indices] if self.tenants else [],
+        )
+
     def headers_of(self, index: int) -> list[HeaderTuple]:
         """The input headers of record `index` (empty list when none)."""
         return self.headers.get(index, [])

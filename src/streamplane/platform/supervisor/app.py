@@ -30,6 +30,7 @@ from streamplane.platform.supervisor.scheduler import Scheduler
 from streamplane.platform.supervisor.service import RunnerService, create_server, set_serving
 from streamplane.platform.supervisor.source import Source
 from streamplane.platform.supervisor.tasks import Task
+from streamplane.platform.supervisor.training_host import TrainingHost
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,8 @@ class Supervisor:
         await server.start()
         await set_serving(health_servicer, True)
         self._serving = True
+        self.training = TrainingHost(s)
+        self.training.start()
         http = self._http_server()
         http_task = asyncio.create_task(http.serve())
         while not http.started:
@@ -135,6 +138,7 @@ class Supervisor:
         self.stop.set()
         await source_task  # re-raises a consumer failure
         await self._drain()
+        await asyncio.get_running_loop().run_in_executor(None, self.training.stop)
         await self.source.close()
         self._serving = False
         await set_serving(health_servicer, False)
@@ -225,7 +229,7 @@ class Supervisor:
             return "consumer holds no partition assignment yet"
         if self.dispatcher.draining:
             return "draining"
-        return None
+        return self.training.problem()
 
     def status(self) -> dict[str, Any]:
         """A JSON-able snapshot for /v1/status."""
@@ -267,6 +271,7 @@ class Supervisor:
     def _http_server(self) -> _QuietServer:
         host, port = parse_listen(self.settings.supervisor_http_listen)
         app = create_app(self.dispatcher, self.readiness, self.status)
+        app.include_router(self.training.router())
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
         return _QuietServer(config)
 

@@ -43,6 +43,10 @@ class WorkItem:
         tenants = self.records.tenants
         return tenants[index] if tenants else self.tenant
 
+    def select(self, indices: list[int]) -> WorkItem:
+        """The same task restricted to the records at `indices`."""
+        return WorkItem(self.task_id, self.tenant, self.attempt, self.records.select(indices))
+
     @classmethod
     def from_task(cls, task: runner_pb2.Task) -> WorkItem:
         """Unpack a wire Task; raises ValueError if its record batch is inconsistent."""
@@ -82,7 +86,15 @@ def load_processor(spec: str, settings: Settings) -> Processor:
     if spec == "features":
         from streamplane.platform.worker.features_processor import FeaturesProcessor
 
-        return FeaturesProcessor(settings)
+        features = FeaturesProcessor(settings)
+        if not settings.rl_results_topic:
+            return features
+        # With RL enabled the worker is also the seed's env runner: rollout requests in
+        # the same stream go to Gymnasium, everything else to the feature transform.
+        from streamplane.platform.training.env_runner import RolloutProcessor, is_rollout
+        from streamplane.platform.worker.routing import RoutingProcessor
+
+        return RoutingProcessor(features, RolloutProcessor(settings), is_rollout)
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(
