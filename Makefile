@@ -37,9 +37,10 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-## run: the demo stack (broker, supervisor, two workers, producer); Ctrl-C stops it
+## run: the product through Dagster: Kafka, the Dagster UI on http://127.0.0.1:3000 with
+## the sensors that start the supervisor and worker runs, and a demo producer; Ctrl-C stops it
 run: venv kafka-jars
-	$(BIN)/streamplane dev
+	$(PY) -m streamplane.dagster_dev
 
 unit: venv
 	$(BIN)/pytest tests/unit -q

@@ -407,6 +407,17 @@ def bench(
     sys.exit(run_bench(values, count, partitions, data_dir, transport))
 
 
+def _add_dagster_dev() -> None:
+    # The Dagster face's `make run` entry, kept in its own module: the runtime commands
+    # above never import Dagster.
+    from streamplane.dagster_dev import dagster_dev
+
+    cli.add_command(dagster_dev)
+
+
+_add_dagster_dev()
+
+
 def main() -> None:
     """Console entry point: configuration errors exit 2 with the variable's name."""
     try:

@@ -1,0 +1,445 @@
+"""``make run``: the product as a user meets it, through Dagster.
+
+Starts the embedded Kafka broker, ``dagster dev`` (webserver, daemon and code server on
+a SQLite instance in a local ``DAGSTER_HOME`` under the data folder, sensors and the
+snapshot schedule on), and the demo producer. The sensors then start the supervisor and
+the worker runs; a user opens the UI and watches them, the lag plot and the features.
+
+``dagster dev`` and everything it starts (runs included) live in a process group of
+their own: Ctrl-C (or SIGTERM) stops the producer, asks ``dagster dev`` to shut down,
+then sends SIGTERM to whatever is left of the group (run workers, which drain their
+supervisor and workers), and stops the broker last.
+
+The instance's ``dagster.yaml`` is written here, from the same ``STREAMPLANE_*``
+settings the sensors read, so the run queue's tag concurrency limits always match them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+from streamplane.platform.kafka.admin import ensure_topics
+from streamplane.platform.kafka.broker import EmbeddedBroker, ensure_jars
+from streamplane.resources import FaceSettings, load_face_settings
+
+__all__ = [
+    "dagster_dev",
+    "initialize_instance",
+    "instance_config",
+    "run_dagster_dev",
+    "stop_process_group",
+    "write_instance",
+]
+
+DEV_INPUT = "raw.events.demo"
+DEV_PARTITIONS = 6
+# Sensor cadence for the demo: fast enough to watch, slow enough for a 2-core laptop.
+DEV_SENSOR_INTERVAL_S = "10"
+# dagster dev's own shutdown (webserver, daemon, code server) seldom takes 10 s.
+DAGSTER_STOP_S = 30.0
+# Runs left after that drain on SIGTERM (DRAIN_TIMEOUT_S is 30 s by default).
+RUNS_STOP_S = 45.0
+
+WORKSPACE = """\
+load_from:
+  - python_module:
+      module_name: streamplane.definitions
+      attribute: defs
+      location_name: streamplane
+"""
+
+
+def instance_config(face: FaceSettings) -> dict[str, Any]:
+    """A local instance: the run queue with streamplane's limits, monitoring, no telemetry.
+
+    The tag concurrency limits make extra supervisor launches impossible (one run per
+    slot value, ``supervisors`` in all) and bound worker runs by ``max_workers``; other
+    runs (the snapshot) are not limited beyond ``max_concurrent_runs``.
+    """
+    return {
+        "run_queue": {
+            "max_concurrent_runs": face.supervisors + face.max_workers + 4,
+            "dequeue_interval_seconds": 2,
+            "tag_concurrency_limits": [
+                {"key": "streamplane/role", "value": "supervisor", "limit": face.supervisors},
+                {
+                    "key": "streamplane/slot",
+                    "value": {"applyLimitPerUniqueValue": True},
+                    "limit": 1,
+                },
+                {"key": "streamplane/role", "value": "worker", "limit": face.max_workers},
+            ],
+        },
+        "run_monitoring": {
+            "enabled": True,
+            "start_timeout_seconds": 180,
+            "cancel_timeout_seconds": 120,
+            "poll_interval_seconds": 10,
+        },
+        "telemetry": {"enabled": False},
+    }
+
+
+def write_instance(home: Path, face: FaceSettings) -> Path:
+    """Write ``home/dagster.yaml`` (creating ``home``); returns its path."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "dagster.yaml"
+    # JSON is YAML too, and needs no YAML writer.
+    path.write_text(json.dumps(instance_config(face), indent=2) + "\n")
+    return path
+
+
+def initialize_instance(home: Path) -> None:
+    """Create the instance's SQLite storage once, before any service opens it.
+
+    The webserver and the daemon start together; on a fresh DAGSTER_HOME both would
+    create the schema at once, and SQLite's schema table can end up with two alembic
+    heads, which no later start can open.
+    """
+    with DagsterInstance.from_config(str(home)):
+        pass
+
+
+_ACTIVE = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+
+
+def fail_leftover_runs(home: Path) -> int:
+    """Mark failed the runs a previous session left unfinished (their processes are gone).
+
+    Without this the liveness sensor would wait for their heartbeat to time out before
+    it starts a supervisor. Returns how many runs were marked.
+    """
+    with DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs(RunsFilter(statuses=_ACTIVE))
+        for run in runs:
+            instance.report_run_failed(run, "left over from a session that did not stop cleanly")
+        return len(runs)
+
+
+def cancel_active_runs(home: Path, timeout: float = RUNS_STOP_S) -> None:
+    """Terminate every unfinished run the way the UI does, and wait for them to end.
+
+    Terminated supervisor and worker runs drain and end canceled, rather than failed by
+    the interrupt a plain shutdown would deliver.
+    """
+    with DagsterInstance.from_config(str(home)) as instance:
+        for run in instance.get_runs(RunsFilter(statuses=_ACTIVE[:-1])):
+            try:
+                instance.run_coordinator.cancel_run(run.run_id)
+            except Exception as exc:  # shutting down: report it and go on
+                print(f"could not terminate run {run.run_id}: {exc}", flush=True)
+        deadline = time.monotonic() + timeout
+        while instance.get_runs_count(RunsFilter(statuses=_ACTIVE)) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.5)
+
+
+def dev_environment(
+    base: Mapping[str, str],
+    bootstrap: str,
+    home: Path,
+    data_dir: Path,
+    supervisor_port: int,
+    http_port: int,
+) -> dict[str, str]:
+    """The environment of ``dagster dev`` (and so of every run it launches)."""
+    env = dict(base)
+    env.update(
+        {
+            "DAGSTER_HOME": str(home.resolve()),
+            "KAFKA_BROKERS": bootstrap,
+            "SUPERVISOR_LISTEN": f"127.0.0.1:{supervisor_port}",
+            "SUPERVISOR_GRPC_ADDR": f"127.0.0.1:{supervisor_port}",
+            "SUPERVISOR_HTTP_LISTEN": f"127.0.0.1:{http_port}",
+            "STREAMPLANE_SNAPSHOT_DIR": str((data_dir / "snapshots").resolve()),
+        }
+    )
+    env.setdefault("INPUT_TOPIC", DEV_INPUT)
+    env.setdefault("STREAMPLANE_LAG_SENSOR_INTERVAL_S", DEV_SENSOR_INTERVAL_S)
+    env.setdefault("STREAMPLANE_LIVENESS_SENSOR_INTERVAL_S", DEV_SENSOR_INTERVAL_S)
+    env.setdefault("STREAMPLANE_SNAPSHOT_CRON", "* * * * *")
+    env.setdefault("STREAMPLANE_WORKER_IDLE_EXIT_S", "30")
+    return env
+
+
+def _start_dagster(
+    env: dict[str, str], workspace: Path, port: int, log: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``dagster dev`` in a new session (its own process group)."""
+    with log.open("ab") as handle:
+        return subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("dagster")),
+                "dev",
+                "-w",
+                str(workspace),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def _ignore_sigint() -> None:  # pragma: no cover - runs in the forked child
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _start_producer(
+    env: Mapping[str, str], rate: float, bad_fraction: float, log: Path
+) -> subprocess.Popen[bytes]:
+    """Start the demo producer; it ignores the terminal's Ctrl-C and stops on SIGTERM."""
+    args = ["produce", "--rate", str(rate), "--bad-fraction", str(bad_fraction)]
+    with log.open("ab") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streamplane.cli", *args],
+            env=dict(env),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_ignore_sigint,
+        )
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a zombie leader's group still answers; treat as alive
+        return True
+    return True
+
+
+def _wait_group(pgid: int, timeout: float) -> bool:
+    """Wait until no process of group ``pgid`` is left; returns whether none is."""
+    deadline = time.monotonic() + timeout
+    while _group_alive(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def stop_process_group(
+    proc: subprocess.Popen[bytes],
+    leader_timeout: float = DAGSTER_STOP_S,
+    group_timeout: float = RUNS_STOP_S,
+) -> None:
+    """Stop a Dagster service started in a session of its own, and all it started.
+
+    SIGINT asks the leader (``dagster dev``, ``dagster-webserver``, ``dagster-daemon``)
+    for its graceful shutdown; then whatever is left of its process group (run workers,
+    code servers) gets SIGTERM, so run workers interrupt their ops and the supervisor
+    and worker processes drain; what outlives ``group_timeout`` is killed.
+    """
+    pgid = proc.pid  # start_new_session: the leader's pid is the group id
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(leader_timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    if not _wait_group(pgid, group_timeout):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def _banner(bootstrap: str, port: int, http_port: int, logs: Path, home: Path) -> str:
+    return (
+        "streamplane (Dagster) is running\n"
+        f"  dagster   http://127.0.0.1:{port}  (sensors start the supervisor and workers)\n"
+        f"  kafka     {bootstrap}  (topics {DEV_INPUT} -> features.events.demo)\n"
+        f"  health    http://127.0.0.1:{http_port}/readyz  (once the supervisor runs)\n"
+        f"  instance  {home}\n"
+        f"  logs      {logs}/\n"
+        "Ctrl-C stops everything."
+    )
+
+
+def run_dagster_dev(
+    data_dir: Path,
+    broker_port: int = 9092,
+    dagster_port: int = 3000,
+    supervisor_port: int = 7000,
+    http_port: int = 8080,
+    rate: float = 200.0,
+    bad_fraction: float = 0.01,
+) -> int:
+    """Run broker, ``dagster dev`` and the demo producer until interrupted.
+
+    Returns the exit status: 0 after Ctrl-C/SIGTERM, 1 if a part died on its own.
+    """
+    face = load_face_settings()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    logs = data_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    home = data_dir / "dagster-home"
+    write_instance(home, face)
+    initialize_instance(home)
+    fail_leftover_runs(home)
+    workspace = data_dir / "workspace.yaml"
+    workspace.write_text(WORKSPACE)
+    ensure_jars()
+    broker = EmbeddedBroker(data_dir / "broker", port=broker_port)
+    # Ctrl-C in a terminal signals the whole foreground process group. The broker must
+    # outlive the runs' drain (their final commits go to it), so its JVM starts with
+    # SIGINT ignored, which it keeps; this process stops it last, with SIGTERM.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        bootstrap = broker.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        ensure_topics({"bootstrap.servers": bootstrap}, {DEV_INPUT: DEV_PARTITIONS})
+        env = dev_environment(os.environ, bootstrap, home, data_dir, supervisor_port, http_port)
+        return _supervise(env, workspace, dagster_port, rate, bad_fraction, logs, bootstrap)
+    finally:
+        broker.stop()
+        print("streamplane (Dagster) stopped", flush=True)
+
+
+def _supervise(
+    env: dict[str, str],
+    workspace: Path,
+    port: int,
+    rate: float,
+    bad_fraction: float,
+    logs: Path,
+    bootstrap: str,
+) -> int:
+    """Run dagster dev and the producer until a signal or until one of them dies."""
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    dagster = _start_dagster(env, workspace, port, logs / "dagster.log")
+    producer = _start_producer(env, rate, bad_fraction, logs / "producer.log")
+    http_port = int(env["SUPERVISOR_HTTP_LISTEN"].rpartition(":")[2])
+    print(_banner(bootstrap, port, http_port, logs, Path(env["DAGSTER_HOME"])), flush=True)
+    status = 0
+    try:
+        while not stopping:
+            for name, child in (("dagster dev", dagster), ("producer", producer)):
+                if child.poll() is not None:
+                    print(f"{name} exited with {child.returncode}; stopping", flush=True)
+                    status, stopping = 1, True
+            time.sleep(0.5)
+    finally:
+        if producer.poll() is None:
+            producer.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            producer.wait(10)
+        print("stopping: terminating runs (they drain), then Dagster, then Kafka", flush=True)
+        cancel_active_runs(Path(env["DAGSTER_HOME"]))
+        stop_process_group(dagster)
+    return status
+
+
+@click.command("dagster-dev")
+@click.option(
+    "--data-dir",
+    envvar="STREAMPLANE_DEV_DATA_DIR",
+    show_envvar=True,
+    type=click.Path(path_type=Path),
+    default=Path(".data/dagster-dev"),
+    help="Folder for the broker, the Dagster instance, snapshots and logs",
+)
+@click.option(
+    "--broker-port",
+    envvar="STREAMPLANE_BROKER_PORT",
+    show_envvar=True,
+    type=int,
+    default=9092,
+    help="Kafka listener port",
+)
+@click.option(
+    "--dagster-port",
+    envvar="DAGSTER_PORT",
+    show_envvar=True,
+    type=int,
+    default=3000,
+    help="Dagster webserver port",
+)
+@click.option(
+    "--supervisor-port",
+    envvar="STREAMPLANE_DEV_SUPERVISOR_PORT",
+    show_envvar=True,
+    type=int,
+    default=7000,
+    help="Supervisor gRPC port (workers dial it)",
+)
+@click.option(
+    "--http-port",
+    envvar="STREAMPLANE_DEV_HTTP_PORT",
+    show_envvar=True,
+    type=int,
+    default=8080,
+    help="Supervisor HTTP port (health, metrics)",
+)
+@click.option(
+    "--rate",
+    envvar="PRODUCE_RATE",
+    show_envvar=True,
+    type=float,
+    default=200.0,
+    help="Demo events per second",
+)
+@click.option(
+    "--bad-fraction",
+    envvar="PRODUCE_BAD_FRACTION",
+    show_envvar=True,
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    help="Share of malformed events",
+)
+def dagster_dev(
+    data_dir: Path,
+    broker_port: int,
+    dagster_port: int,
+    supervisor_port: int,
+    http_port: int,
+    rate: float,
+    bad_fraction: float,
+) -> None:
+    """Kafka, Dagster (webserver, daemon, sensors) and a demo producer; Ctrl-C stops all."""
+    sys.exit(
+        run_dagster_dev(
+            data_dir, broker_port, dagster_port, supervisor_port, http_port, rate, bad_fraction
+        )
+    )
+
+
+if __name__ == "__main__":
+    dagster_dev()

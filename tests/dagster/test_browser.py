@@ -1,0 +1,166 @@
+"""The Dagster UI in a real browser: Debian's chromium, headless, driven by Playwright.
+
+No browser download: Playwright launches ``/usr/bin/chromium`` (``executable_path``).
+On the stack's webserver the test checks the lineage graph (three assets, two edges, in
+order), the runs page (sensor-launched supervisor and worker runs) and the lag plot of
+``raw_events`` (a chart with its points). Screenshots go to ``test-output/dagster-ui/``
+(or ``$STREAMPLANE_TEST_OUTPUT/dagster-ui/``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey
+
+from tests.dagster.services import DagsterStack, require
+from tests.support.deadline import wait_until
+from tests.support.procs import REPO_ROOT
+
+pytestmark = pytest.mark.kafka
+
+CHROMIUM = Path(os.environ.get("STREAMPLANE_CHROMIUM", "/usr/bin/chromium"))
+# From FACTS.md: what Debian's chromium needs to run headless in a container, and no
+# traffic of its own (updates, sync, QUIC) to slow it down or fail offline.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ASSETS = ("raw_events", "feature_events", "feature_snapshot")
+UI_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def screenshots() -> Path:
+    root = Path(os.environ.get("STREAMPLANE_TEST_OUTPUT", REPO_ROOT / "test-output"))
+    folder = root / "dagster-ui"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+# Session scope, like the stack: pytest then sets it up first (it comes first in the
+# page's arguments), so a missing chromium skips before any service starts.
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    require(CHROMIUM.exists(), f"chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser: object, dagster_stack: DagsterStack) -> Iterator[object]:
+    """One page for the module, past Dagster's first-visit community dialog."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    tab = context.new_page()
+    tab.goto(f"{dagster_stack.url}/asset-groups")
+    dismiss_community_dialog(tab)
+    try:
+        yield tab
+    finally:
+        context.close()
+
+
+def dismiss_community_dialog(tab: object) -> None:
+    """Press "Skip" on the "Join the Dagster community" dialog a fresh instance shows."""
+    skip = tab.get_by_role("button", name="Skip")  # type: ignore[attr-defined]
+    try:
+        skip.wait_for(state="visible", timeout=20_000)
+    except Exception:
+        return
+    skip.click()
+    skip.wait_for(state="hidden")
+
+
+def observation_count(stack: DagsterStack) -> int:
+    with stack.instance() as instance:
+        records = instance.fetch_observations(AssetKey("raw_events"), limit=100).records
+    return len(records)
+
+
+def test_asset_graph_shows_the_lineage(page: object, screenshots: Path) -> None:
+    tab = page
+    tab.goto(tab.url.split("/asset-groups")[0] + "/asset-groups")  # type: ignore[attr-defined]
+    # The graph is an SVG; its nodes hold the asset names (in full or compact form,
+    # depending on the zoom the layout picks), the sidebar's list is outside it.
+    graph = tab.locator("svg")  # type: ignore[attr-defined]
+    nodes = [graph.get_by_text(name, exact=True) for name in ASSETS]
+    for node in nodes:
+        node.wait_for(state="visible")
+    edges = tab.locator('svg path[marker-end^="url(#arrow"]')  # type: ignore[attr-defined]
+    wait_until(lambda: edges.count() == 2, 30, message=lambda: f"{edges.count()} edges drawn")
+    tab.screenshot(path=str(screenshots / "asset-graph.png"))  # type: ignore[attr-defined]
+    # The layout runs upstream to downstream, left to right.
+    xs = [node.bounding_box()["x"] for node in nodes]
+    assert xs == sorted(xs), dict(zip(ASSETS, xs, strict=True))
+
+
+def test_runs_page_lists_sensor_launched_runs(
+    page: object, dagster_stack: DagsterStack, screenshots: Path
+) -> None:
+    wait_until(
+        lambda: (
+            dagster_stack.sensor_runs("kafka_lag_sensor")
+            and dagster_stack.sensor_runs("supervisor_liveness_sensor")
+        ),
+        240,
+        interval=1,
+        message=lambda: f"no sensor-launched runs yet\n{dagster_stack.report()}",
+    )
+    tab = page
+    tab.goto(f"{dagster_stack.url}/runs")  # type: ignore[attr-defined]
+    for text in ("worker_job", "supervisor_job", "kafka_lag_sensor", "supervisor_liveness_sensor"):
+        tab.get_by_text(text).first.wait_for(state="visible")  # type: ignore[attr-defined]
+    tab.screenshot(path=str(screenshots / "runs.png"))  # type: ignore[attr-defined]
+
+
+def test_lag_plot_has_points(page: object, dagster_stack: DagsterStack, screenshots: Path) -> None:
+    wait_until(
+        lambda: observation_count(dagster_stack) >= 3,
+        240,
+        interval=1,
+        message=lambda: f"fewer than 3 lag observations\n{dagster_stack.report()}",
+    )
+    tab = page
+    tab.goto(f"{dagster_stack.url}/assets/raw_events")  # type: ignore[attr-defined]
+    tab.get_by_role("button", name="Plots").click()  # type: ignore[attr-defined]
+    title = tab.get_by_text("total_lag", exact=True)  # type: ignore[attr-defined]
+    title.wait_for(state="visible")
+    title.scroll_into_view_if_needed()
+    # The chart of total_lag: the canvas right after its title. Its data line and points
+    # are drawn in the accent colour (blue-violet), unlike the grey axes and grid.
+    chart = title.locator("xpath=following::canvas[1]")
+    chart.wait_for(state="visible")
+    wait_until(lambda: _line_pixels(chart) > 200, 30, message="the lag chart has no points")
+    tab.screenshot(path=str(screenshots / "lag-plot.png"))  # type: ignore[attr-defined]
+    chart.screenshot(path=str(screenshots / "lag-plot-total-lag.png"))
+
+
+def _line_pixels(chart: object) -> int:
+    """Pixels of a canvas in the series colour (clearly blue): the line and its points."""
+    script = """canvas => {
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        let n = 0;
+        for (let i = 0; i < data.length; i += 4) {
+            const [r, g, b, a] = [data[i], data[i + 1], data[i + 2], data[i + 3]];
+            if (a > 128 && b > 150 && b > r + 60 && b > g + 60) n++;
+        }
+        return n;
+    }"""
+    return int(chart.evaluate(script))  # type: ignore[attr-defined]
