@@ -6,20 +6,34 @@ Tenant labels are capped: past MAX_TENANT_LABELS distinct tenants, the rest are 
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import Counter, Gauge, Histogram
 
 MAX_TENANT_LABELS = 50
-_seen_tenants: set[str] = set()
 
 
-def tenant_label(tenant: str) -> str:
-    """The label value to use for `tenant`."""
-    if tenant in _seen_tenants:
-        return tenant
-    if len(_seen_tenants) < MAX_TENANT_LABELS:
-        _seen_tenants.add(tenant)
-        return tenant
-    return "other"
+class LabelCap:
+    """Label values as given for the first `limit` distinct ones, then "other"."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: set[str] = set()
+        # Callers on several threads (the RL buffer, the event loop) share one cap.
+        self._lock = threading.Lock()
+
+    def __call__(self, value: str) -> str:
+        """The label value to use for `value`."""
+        if value in self._seen:
+            return value
+        with self._lock:
+            if len(self._seen) < self._limit:
+                self._seen.add(value)
+                return value
+        return "other"
+
+
+tenant_label = LabelCap(MAX_TENANT_LABELS)
 
 
 RECORDS_CONSUMED = Counter("supervisor_records_consumed_total", "Records read from Kafka")

@@ -6,24 +6,13 @@ past :data:`MAX_SKILL_LABELS` distinct skills the rest count as ``other``.
 
 from __future__ import annotations
 
-import threading
-
 from prometheus_client import Counter, Gauge, Histogram
 
+from streamplane.platform.metrics import LabelCap
+
 MAX_SKILL_LABELS = 50
-_seen_skills: set[str] = set()
-_skills_lock = threading.Lock()
 
-
-def skill_label(skill: str) -> str:
-    """The label value to use for ``skill``."""
-    with _skills_lock:
-        if skill in _seen_skills:
-            return skill
-        if len(_seen_skills) < MAX_SKILL_LABELS:
-            _seen_skills.add(skill)
-            return skill
-    return "other"
+skill_label = LabelCap(MAX_SKILL_LABELS)
 
 
 TRAINING_RUNS = Counter(
