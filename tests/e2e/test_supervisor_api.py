@@ -52,9 +52,11 @@ def test_health_readiness_metrics_and_workers(procs: Processes, stack: Stack) ->
         "supervisor_pending_records",
         "supervisor_workers",
         "supervisor_commits_total",
+        "supervisor_task_seconds_count",
     ):
         assert name in metrics, name
     assert (sup.metric("supervisor_records_consumed_total") or 0) >= 2_000
+    assert (sup.metric("supervisor_task_seconds_count") or 0) >= 1
     # Labels stay bounded: only the known label names appear on per-tenant series.
     tenant_lines = [
         ln for ln in metrics.splitlines() if ln.startswith("supervisor_tasks_dispatched_total{")

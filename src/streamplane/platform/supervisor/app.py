@@ -86,6 +86,7 @@ class Supervisor:
             retry_backoff_s=s.retry_backoff_ms / 1000,
             clock=time.monotonic,
             id_prefix=self._prefix,
+            on_acked=m.TASK_SECONDS.observe,
         )
         self.dlq = dlq
         batcher = Batcher(

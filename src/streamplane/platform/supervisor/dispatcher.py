@@ -152,6 +152,7 @@ class Dispatcher:
         retry_backoff_s: float,
         clock: Callable[[], float],
         id_prefix: str = "t",
+        on_acked: Callable[[float], None] | None = None,
     ) -> None:
         self.scheduler = scheduler
         self._domain_queue = scheduler if isinstance(scheduler, DomainTaskQueue) else None
@@ -161,6 +162,8 @@ class Dispatcher:
         self._retry_backoff_s = retry_backoff_s
         self._clock = clock
         self._prefix = id_prefix
+        # Seconds from dispatch to ack of each current attempt (the task-time histogram).
+        self._on_acked = on_acked
         self.workers: dict[str, WorkerState] = {}
         self._rr: deque[str] = deque()
         self.trackers: dict[TopicPartition, OffsetTracker] = {}
@@ -294,6 +297,8 @@ class Dispatcher:
             self.events.late_acks += 1
             return
         self.events.acked += 1
+        if self._on_acked is not None:
+            self._on_acked(now - (task.lease_deadline - self._lease_timeout_s))
         if ok:
             worker.acks += 1
             worker.records_done += task.size
