@@ -15,6 +15,7 @@ from streamplane.resources import (
     load_face_settings,
     resources_from_environment,
 )
+from streamplane.sensors.rl import RL_SCHEDULES, RL_SENSORS
 
 
 @pytest.fixture(autouse=True)
@@ -45,8 +46,12 @@ def test_definitions_hold_everything() -> None:
     assert {s.name for s in repository.sensor_defs} == {
         "kafka_lag_sensor",
         "supervisor_liveness_sensor",
+        *(s.name for s in RL_SENSORS),
     }
-    assert [s.name for s in repository.schedule_defs] == ["feature_snapshot_schedule"]
+    assert [s.name for s in repository.schedule_defs] == [
+        "feature_snapshot_schedule",
+        *(s.name for s in RL_SCHEDULES),
+    ]
     graph = defs.resolve_asset_graph()
     assert graph.get(AssetKey("feature_events")).parent_keys == {AssetKey("raw_events")}
     assert graph.get(AssetKey("feature_snapshot")).parent_keys == {AssetKey("feature_events")}

@@ -98,10 +98,7 @@ def read_all(
         partitions = sorted(described.partitions)
         pending: dict[int, int] = {}
         for partition in partitions:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition),
-                timeout=max(deadline - time.monotonic(), 0.1),
-            )
+            low, high = _watermarks(consumer, TopicPartition(topic, partition), deadline)
             if expected is not None or high > low:
                 pending[partition] = high
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
@@ -160,3 +157,22 @@ def _to_record(topic: str, partition: int, offset: int, message: Message) -> Rea
         headers=headers,
         timestamp_ms=timestamp_ms,
     )
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, deadline: float) -> tuple[int, int]:
+    """Low and high watermarks, retried while a new topic's leadership settles."""
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(
+                tp, timeout=max(deadline - time.monotonic(), 0.1)
+            )
+            return int(low), int(high)
+        except KafkaException as exc:
+            retriable = exc.args[0].code() in (
+                KafkaError.NOT_LEADER_FOR_PARTITION,
+                KafkaError.LEADER_NOT_AVAILABLE,
+                KafkaError.UNKNOWN_TOPIC_OR_PART,
+            )
+            if not retriable or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)

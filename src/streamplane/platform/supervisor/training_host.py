@@ -9,15 +9,18 @@ both set, as the seed describes.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
 from streamplane.config import Settings
 from streamplane.platform.training.api import create_training_router
-from streamplane.platform.training.buffer_service import BufferService
 from streamplane.platform.training.monitor import TrainingMonitor
 from streamplane.platform.training.runs import TrainingService
 from streamplane.platform.training.settings import load_training_settings
+
+if TYPE_CHECKING:
+    from streamplane.platform.training.buffer_service import BufferService
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +35,9 @@ class TrainingHost:
         self._monitor = TrainingMonitor(self._service)
         self._buffer: BufferService | None = None
         if settings.rl_results_topic and settings.rl_buffer_dir:
+            # Imported only when used: the buffer brings pyarrow (~50 MB resident).
+            from streamplane.platform.training.buffer_service import BufferService
+
             self._buffer = BufferService(settings, self._training)
 
     def router(self) -> APIRouter:

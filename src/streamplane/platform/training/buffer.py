@@ -43,7 +43,7 @@ from streamplane.platform.training.manifest import (
     read_manifest,
     write_manifest,
 )
-from streamplane.platform.training.transitions import TRANSITION_SCHEMA
+from streamplane.platform.training.parquet_schema import TRANSITION_SCHEMA
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from streamplane.platform.training.exceptions import BufferCorrupt
-from streamplane.platform.training.transitions import TRANSITION_SCHEMA
+from streamplane.platform.training.parquet_schema import TRANSITION_SCHEMA
 
 MANIFEST_FILE = "manifest.json"
 SHARDS_DIR = "shards"

@@ -3,7 +3,7 @@
 A rollout request is a JSON object on the input topic with ``"kind": "rl.rollout"``; an
 env runner answers it with one JSON transition per environment step on
 ``RL_RESULTS_TOPIC``, keyed by episode id so that an episode stays in one partition, in
-order. The buffer stores transitions as Parquet rows with :data:`TRANSITION_SCHEMA`.
+order. The buffer stores transitions as Parquet rows (see `parquet_schema`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import orjson
-import pyarrow as pa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from streamplane.platform.training.exceptions import RolloutRequestError
@@ -165,24 +164,3 @@ def parse_transition(value: bytes) -> dict[str, Any]:
         if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in data[name]):
             raise ValueError(f"transition field {name!r} must be a list of numbers")
     return data
-
-
-#: One buffer row: the transition, plus where it came from in Kafka.
-TRANSITION_SCHEMA = pa.schema(
-    [
-        pa.field("env", pa.string(), nullable=False),
-        pa.field("skill", pa.string(), nullable=False),
-        pa.field("policy_version", pa.int64(), nullable=False),
-        pa.field("episode_id", pa.string(), nullable=False),
-        pa.field("step", pa.int64(), nullable=False),
-        pa.field("obs", pa.list_(pa.float32()), nullable=False),
-        pa.field("action", pa.int64(), nullable=False),
-        pa.field("reward", pa.float64(), nullable=False),
-        pa.field("next_obs", pa.list_(pa.float32()), nullable=False),
-        pa.field("terminated", pa.bool_(), nullable=False),
-        pa.field("truncated", pa.bool_(), nullable=False),
-        pa.field("src_partition", pa.int32(), nullable=False),
-        pa.field("src_offset", pa.int64(), nullable=False),
-        pa.field("timestamp_ms", pa.int64(), nullable=False),
-    ]
-)
