@@ -125,6 +125,9 @@ class Source:
     def _ingest(self, msgs: list[Any], now: float) -> None:
         trackers = self._dispatcher.trackers
         add = self._batcher.add
+        # Offsets are registered once per partition after the loop, not per record: no
+        # completion can arrive before this method returns (acks run on this thread).
+        consumed: dict[tuple[str, int], list[int]] = {}
         count = 0
         for msg in msgs:
             if msg.error() is not None:
@@ -135,7 +138,10 @@ class Source:
             if tracker is None:
                 continue  # revoked between fetch and now: the new owner reads it
             offset = msg.offset()
-            tracker.register((offset,))
+            offsets = consumed.get(tp)
+            if offsets is None:
+                offsets = consumed[tp] = []
+            offsets.append(offset)
             add(
                 tp,
                 tracker,
@@ -147,6 +153,8 @@ class Source:
                 now,
             )
             count += 1
+        for tp, offsets in consumed.items():
+            trackers[tp].register(offsets)
         if count:
             m.RECORDS_CONSUMED.inc(count)
 
