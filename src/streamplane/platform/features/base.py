@@ -62,11 +62,12 @@ equal.
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
+
+from streamplane.platform.features.registry import load_class
 
 FEATURE_COLUMNS: tuple[str, ...] = (
     "event_id",
@@ -140,17 +141,20 @@ class FeatureEngine(ABC):
         """
 
 
-def get_engine(name: str) -> FeatureEngine:
-    """Return a new engine by name (see `ENGINE_NAMES`).
+def get_engine(name: str, *, setting: str = "WORKER_ENGINE") -> FeatureEngine:
+    """Return a new engine by name (see `ENGINE_NAMES`), without trying it.
 
-    Raises `ValueError` for an unknown name and `EngineUnavailable` when the engine's
-    library cannot be loaded here.
+    Raises `ValueError` for an unknown name and `EngineUnavailable` (naming `setting`,
+    the variable that chose the engine) when the engine's library cannot be loaded
+    here. `streamplane.platform.features.load_engine` also checks that it can compute.
     """
     try:
         module_name, class_name = _ENGINES[name]
     except KeyError:
         known = ", ".join(ENGINE_NAMES)
         raise ValueError(f"unknown feature engine {name!r}; expected one of: {known}") from None
-    # An engine module raises EngineUnavailable itself when its library is missing.
-    engine_class: type[FeatureEngine] = getattr(importlib.import_module(module_name), class_name)
-    return engine_class()
+    engine_class = load_class(module_name, class_name, name, setting)
+    engine = engine_class()
+    if not isinstance(engine, FeatureEngine):
+        raise TypeError(f"{module_name}.{class_name} is not a FeatureEngine")
+    return engine

@@ -6,8 +6,8 @@ columnar batches (hundreds of thousands of rows: snapshots, backfills), not on s
 streaming tasks, where the host-to-device copy and cuDF's fixed cost per call dominate
 (see shared/gpu/README.md for measurements).
 
-Importing this module raises `EngineUnavailable` when cuDF cannot be loaded, so
-`get_engine("cudf")` fails with a message that names the extra to install.
+Importing this module fails when cuDF cannot be loaded; `get_engine("cudf")` turns that
+into `EngineUnavailable`, whose message names the extra to install.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+# A failure to import cuDF here (missing, no CUDA driver, ...) becomes EngineUnavailable
+# in `registry.load_class`, which imports this module.
+import cudf  # type: ignore[import-not-found, unused-ignore]
 import polars as pl
 
 from streamplane.platform.features.base import FeatureBatch, FeatureEngine
-from streamplane.platform.features.exceptions import EngineUnavailable
 from streamplane.platform.features.polars_engine import (
     COMPUTED_COLUMNS,
     CONVERSION_EVENT_TYPES,
@@ -29,17 +31,6 @@ from streamplane.platform.features.polars_engine import (
     input_frame,
 )
 from streamplane.platform.features.schema import parse_events
-
-try:
-    import cudf  # type: ignore[import-not-found, unused-ignore]
-# cuDF can fail to load in more ways than ImportError (no CUDA driver, a numpy it was
-# not built for): whatever the cause, this engine cannot run here.
-except Exception as exc:
-    raise EngineUnavailable(
-        "the cudf feature engine needs cuDF and an NVIDIA GPU: install streamplane with the "
-        "`gpu` extra (CUDA 12) or the `gpu-cu13` extra (CUDA 13) on a GPU machine "
-        f"({type(exc).__name__}: {exc})"
-    ) from exc
 
 
 def compute_features(frame: Any) -> Any:
