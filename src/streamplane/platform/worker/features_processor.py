@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from streamplane.config import Settings
 from streamplane.platform import headers as h
-from streamplane.platform.features import get_engine
+from streamplane.platform.features import load_engine
 from streamplane.platform.worker.processor import Emit, Processor, ProcessorContext, WorkItem
 
 
@@ -19,7 +19,7 @@ class FeaturesProcessor(Processor):
     name = "features"
 
     def __init__(self, settings: Settings) -> None:
-        self._engine = get_engine(settings.worker_engine)
+        self._engine = load_engine(settings.worker_engine)
         self._output = settings.output_topic
         self._dlq = settings.dlq_topic
 
