@@ -30,9 +30,9 @@ from typing import Any
 import click
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from streamplane.config import FaceSettings, load_settings
 from streamplane.platform.kafka.admin import ensure_topics
 from streamplane.platform.kafka.broker import EmbeddedBroker, ensure_jars
-from streamplane.resources import FaceSettings, load_face_settings
 
 __all__ = [
     "dagster_dev",
@@ -297,7 +297,7 @@ def run_dagster_dev(
 
     Returns the exit status: 0 after Ctrl-C/SIGTERM, 1 if a part died on its own.
     """
-    face = load_face_settings()
+    face = load_settings().face
     data_dir.mkdir(parents=True, exist_ok=True)
     logs = data_dir / "logs"
     logs.mkdir(exist_ok=True)

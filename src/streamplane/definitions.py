@@ -24,8 +24,9 @@ from streamplane.assets.rl import (
     RL_JOBS,
     rl_resources_from_environment,
 )
+from streamplane.config import load_settings
 from streamplane.jobs import feature_snapshot_job, gpu_worker_job, supervisor_job, worker_job
-from streamplane.resources import load_face_settings, resources_from_environment
+from streamplane.resources import resources_from_environment
 from streamplane.sensors.kafka_lag import build_kafka_lag_sensor
 from streamplane.sensors.liveness import build_supervisor_liveness_sensor
 from streamplane.sensors.rl import RL_SCHEDULES, RL_SENSORS
@@ -35,7 +36,7 @@ __all__ = ["build_definitions", "defs"]
 
 def build_definitions() -> Definitions:
     """Build the definitions from the current environment."""
-    face = load_face_settings()
+    face = load_settings().face
     resources = {**resources_from_environment(face), **rl_resources_from_environment()}
     streamplane = resources["streamplane"]
     specs = topic_specs(

@@ -40,6 +40,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from streamplane.config import FaceSettings, WorkerSettings, field_like
 from streamplane.resources import StreamplaneResource
 
 __all__ = [
@@ -87,12 +88,12 @@ class SupervisorConfig(Config):
 class WorkerConfig(Config):
     """Run config of ``worker_job`` and ``gpu_worker_job``."""
 
-    max_inflight: int = Field(default=4, ge=1, description="Tasks held unacknowledged.")
-    engine: Literal["polars", "cudf"] = Field(
-        default="polars", description="Feature engine: polars (CPU) or cudf (GPU)."
+    max_inflight: int = field_like(WorkerSettings, "max_inflight")
+    engine: Literal["polars", "cudf"] = field_like(
+        WorkerSettings, "worker_engine", "Feature engine: polars (CPU) or cudf (GPU)."
     )
-    idle_exit_seconds: float = Field(
-        default=60.0, gt=0, description="Exit with success after this long without work."
+    idle_exit_seconds: float = field_like(
+        FaceSettings, "fleet_idle_exit_s", "Exit with success after this long without work."
     )
 
 

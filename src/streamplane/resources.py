@@ -15,21 +15,27 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dagster import ConfigurableResource, EnvVar
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
 
-from streamplane.config import Settings, load_settings, parse_listen
-from streamplane.exceptions import ConfigError
+from streamplane.config import (
+    FaceSettings,
+    KafkaSettings,
+    ProcessSettings,
+    Settings,
+    SupervisorSettings,
+    WorkerSettings,
+    field_like,
+    load_settings,
+    parse_listen,
+)
 from streamplane.platform.kafka import admin
 from streamplane.sensors.group_offsets import TopicOffsets, read_group_offsets
 
 __all__ = [
-    "FaceSettings",
     "FleetResource",
     "KafkaResource",
     "SnapshotResource",
     "StreamplaneResource",
-    "load_face_settings",
     "resources_from_environment",
 ]
 
@@ -90,7 +96,7 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
 
     def librdkafka_conf(self) -> dict[str, str]:
         """The client configuration, built through the Settings allowlist."""
-        return load_settings(**self.settings_overrides()).as_librdkafka_dict()
+        return load_settings(**self.settings_overrides()).kafka.as_librdkafka_dict()
 
     def process_env(self) -> dict[str, str]:
         """The ``KAFKA_*`` variables a streamplane process reads these settings from."""
@@ -117,17 +123,15 @@ class StreamplaneResource(ConfigurableResource):  # type: ignore[type-arg]
     """The streamplane deployment: topics, group and the supervisor's addresses."""
 
     kafka: KafkaResource = Field(description="The Kafka cluster.")
-    input_topic: str = Field(default="raw.events.demo", description="Topic of raw events.")
-    output_topic: str = Field(default="features.events.demo", description="Feature topic.")
-    dlq_topic: str = Field(default="", description="Dead-letter topic; empty: <input>.dlq.")
-    consumer_group: str = Field(
-        default="streamplane-supervisor", description="The supervisors' consumer group."
+    input_topic: str = field_like(KafkaSettings, "input_topic")
+    output_topic: str = field_like(KafkaSettings, "output_topic")
+    dlq_topic: str = field_like(KafkaSettings, "dlq_topic")
+    consumer_group: str = field_like(KafkaSettings, "consumer_group")
+    supervisor_listen: str = field_like(
+        SupervisorSettings, "supervisor_listen", "gRPC listen address of supervisor slot 0."
     )
-    supervisor_listen: str = Field(
-        default=":7000", description="gRPC listen address of supervisor slot 0."
-    )
-    supervisor_http_listen: str = Field(
-        default=":8080", description="HTTP (health, metrics) listen address of slot 0."
+    supervisor_http_listen: str = field_like(
+        SupervisorSettings, "supervisor_http_listen", "HTTP listen address of slot 0."
     )
     supervisor_port_stride: int = Field(
         default=0,
@@ -141,9 +145,7 @@ class StreamplaneResource(ConfigurableResource):  # type: ignore[type-arg]
         default="127.0.0.1:7000",
         description="Where workers dial a supervisor (a Kubernetes Service in a cluster).",
     )
-    drain_timeout_s: float = Field(
-        default=30.0, gt=0, description="How long a stopping process waits for in-flight work."
-    )
+    drain_timeout_s: float = field_like(ProcessSettings, "drain_timeout_s")
 
     @property
     def dead_letter_topic(self) -> str:
@@ -187,16 +189,14 @@ class StreamplaneResource(ConfigurableResource):  # type: ignore[type-arg]
 class FleetResource(ConfigurableResource):  # type: ignore[type-arg]
     """How many supervisors and workers the sensors keep, and how workers scale on lag."""
 
-    supervisors: int = Field(default=1, ge=0, description="Supervisor runs kept alive.")
-    min_workers: int = Field(default=0, ge=0, description="Worker runs kept even without lag.")
-    max_workers: int = Field(default=4, ge=0, description="Most worker runs at once.")
-    lag_per_worker: int = Field(
-        default=20_000, ge=1, description="Records of lag one worker is expected to absorb."
-    )
-    activation_lag: int = Field(
-        default=0,
-        ge=0,
-        description="Lag at or below which no worker beyond min_workers is started.",
+    supervisors: int = field_like(FaceSettings, "supervisors")
+    min_workers: int = field_like(FaceSettings, "min_workers")
+    max_workers: int = field_like(FaceSettings, "max_workers")
+    lag_per_worker: int = field_like(FaceSettings, "lag_per_worker")
+    activation_lag: int = field_like(
+        FaceSettings,
+        "activation_lag",
+        "Lag at or below which no worker beyond min_workers is started.",
     )
     stuck_after_ticks: int = Field(
         default=3,
@@ -206,19 +206,17 @@ class FleetResource(ConfigurableResource):  # type: ignore[type-arg]
             "other partitions advance before it is reported stuck and left out of scaling."
         ),
     )
-    worker_engine: Literal["polars", "cudf"] = Field(
-        default="polars", description="Engine of sensor-launched workers (cudf: GPU job)."
+    worker_engine: Literal["polars", "cudf"] = field_like(
+        WorkerSettings, "worker_engine", "Engine of sensor-launched workers (cudf: GPU job)."
     )
-    worker_max_inflight: int = Field(
-        default=4, ge=1, description="MAX_INFLIGHT of sensor-launched workers."
+    worker_max_inflight: int = field_like(
+        WorkerSettings, "max_inflight", "MAX_INFLIGHT of sensor-launched workers."
     )
-    worker_idle_exit_s: float = Field(
-        default=60.0, gt=0, description="A sensor-launched worker exits after this idle time."
-    )
-    heartbeat_timeout_s: float = Field(
-        default=60.0,
-        gt=0,
-        description=(
+    worker_idle_exit_s: float = field_like(FaceSettings, "fleet_idle_exit_s")
+    heartbeat_timeout_s: float = field_like(
+        FaceSettings,
+        "heartbeat_timeout_s",
+        (
             "A started supervisor or worker run whose heartbeat is older than this is marked "
             "failed (its run worker died) and replaced."
         ),
@@ -261,41 +259,11 @@ def _kafka_from_settings(settings: Settings) -> KafkaResource:
     """A KafkaResource from the runtime settings; secrets as EnvVar, never as values."""
     values: dict[str, Any] = {}
     for field, setting in _KAFKA_FIELDS.items():
-        value = getattr(settings, setting)
+        value = getattr(settings.kafka, setting)
         if value is None:
             continue
         values[field] = EnvVar(setting.upper()) if field in _SECRET_FIELDS else str(value)
     return KafkaResource(**values)
-
-
-class FaceSettings(BaseSettings):
-    """The Dagster face's own variables (``STREAMPLANE_*``), beside the runtime's settings."""
-
-    model_config = SettingsConfigDict(env_prefix="STREAMPLANE_", frozen=True, extra="ignore")
-
-    supervisors: int = Field(default=1, ge=0, description="Supervisor runs kept alive")
-    min_workers: int = Field(default=0, ge=0, description="Worker runs kept without lag")
-    max_workers: int = Field(default=4, ge=0, description="Most worker runs at once")
-    lag_per_worker: int = Field(default=20_000, ge=1, description="Lag one worker absorbs")
-    activation_lag: int = Field(default=0, ge=0, description="Lag that starts scaling")
-    worker_idle_exit_s: float = Field(default=60.0, gt=0, description="Worker idle exit")
-    heartbeat_timeout_s: float = Field(default=60.0, gt=0, description="Run heartbeat timeout")
-    supervisor_port_stride: int = Field(default=0, ge=0, description="Port step per slot")
-    snapshot_dir: str = Field(default=".data/snapshots", description="Snapshot folder")
-    snapshot_records: int = Field(default=10_000, ge=1, description="Snapshot size")
-    snapshot_cron: str = Field(default="*/5 * * * *", description="Snapshot schedule")
-    lag_sensor_interval_s: int = Field(default=30, ge=1, description="Lag sensor interval")
-    liveness_sensor_interval_s: int = Field(default=30, ge=1, description="Liveness interval")
-
-
-def load_face_settings() -> FaceSettings:
-    """Read the ``STREAMPLANE_*`` variables; a bad value raises ConfigError naming it."""
-    try:
-        return FaceSettings()
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        name = "STREAMPLANE_" + str((err.get("loc") or ("settings",))[0]).upper()
-        raise ConfigError(name, str(err.get("msg", "invalid value"))) from exc
 
 
 def resources_from_environment(
@@ -308,19 +276,19 @@ def resources_from_environment(
     ``STREAMPLANE_*`` ones through :class:`FaceSettings`.
     """
     settings = load_settings()
-    face = face or load_face_settings()
+    face = face or settings.face
     kafka = _kafka_from_settings(settings)
     streamplane = StreamplaneResource(
         kafka=kafka,
-        input_topic=settings.input_topic,
-        output_topic=settings.output_topic,
-        dlq_topic=settings.dlq_topic,
-        consumer_group=settings.consumer_group,
-        supervisor_listen=settings.supervisor_listen,
-        supervisor_http_listen=settings.supervisor_http_listen,
+        input_topic=settings.kafka.input_topic,
+        output_topic=settings.kafka.output_topic,
+        dlq_topic=settings.kafka.dlq_topic,
+        consumer_group=settings.kafka.consumer_group,
+        supervisor_listen=settings.supervisor.supervisor_listen,
+        supervisor_http_listen=settings.supervisor.supervisor_http_listen,
         supervisor_port_stride=face.supervisor_port_stride,
-        supervisor_grpc_addr=settings.supervisor_grpc_addr,
-        drain_timeout_s=settings.drain_timeout_s,
+        supervisor_grpc_addr=settings.worker.supervisor_grpc_addr,
+        drain_timeout_s=settings.process.drain_timeout_s,
     )
     fleet = FleetResource(
         supervisors=face.supervisors,
@@ -328,10 +296,10 @@ def resources_from_environment(
         max_workers=face.max_workers,
         lag_per_worker=face.lag_per_worker,
         activation_lag=face.activation_lag,
-        worker_engine=settings.worker_engine,
-        worker_max_inflight=settings.max_inflight,
-        worker_idle_exit_s=face.worker_idle_exit_s,
+        worker_engine=settings.worker.worker_engine,
+        worker_max_inflight=settings.worker.max_inflight,
+        worker_idle_exit_s=face.fleet_idle_exit_s,
         heartbeat_timeout_s=face.heartbeat_timeout_s,
     )
-    snapshot = SnapshotResource(directory=face.snapshot_dir, records=face.snapshot_records)
+    snapshot = SnapshotResource(directory=str(face.snapshot_dir), records=face.snapshot_records)
     return {"kafka": kafka, "streamplane": streamplane, "fleet": fleet, "snapshot": snapshot}

@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
+from streamplane.config import FaceSettings
 from streamplane.dagster_dev import initialize_instance, stop_process_group, write_instance
 from streamplane.platform.kafka import admin
-from streamplane.resources import FaceSettings
 from tests.support.deadline import wait_until
 from tests.support.procs import REPO_ROOT, Processes, Stack, base_env, free_port, produce_demo
 from tests.support.topics import fresh_topic_names

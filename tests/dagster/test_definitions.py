@@ -7,12 +7,12 @@ import os
 import pytest
 from dagster import AssetKey, Definitions, EnvVar
 
+from streamplane.config import load_settings
 from streamplane.definitions import build_definitions
 from streamplane.exceptions import ConfigError
 from streamplane.resources import (
     KafkaResource,
     StreamplaneResource,
-    load_face_settings,
     resources_from_environment,
 )
 from streamplane.sensors.rl import RL_SCHEDULES, RL_SENSORS
@@ -96,7 +96,7 @@ def test_kafka_settings_go_through_the_allowlist() -> None:
 def test_a_bad_face_variable_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMPLANE_MAX_WORKERS", "-1")
     with pytest.raises(ConfigError, match="STREAMPLANE_MAX_WORKERS"):
-        load_face_settings()
+        load_settings()
 
 
 def test_supervisor_slots_shift_ports_with_a_stride() -> None:

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from streamplane.config import Settings
-from streamplane.resources import FaceSettings
+from streamplane.config import RUNTIME_SECTIONS, variables
 from tests.docker.stack import (
     ALL_SERVICES,
     COMPOSE,
@@ -22,6 +21,13 @@ from tests.docker.stack import (
     parse_env_file,
     service_env,
 )
+
+# What a plane process reads, plus the two RL variables of the seed's table.
+RUNTIME = {
+    **variables(*RUNTIME_SECTIONS),
+    "RL_RESULTS_TOPIC": ("rl", "rl_results_topic"),
+    "RL_BUFFER_DIR": ("rl", "rl_buffer_dir"),
+}
 
 _INTERPOLATION = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?::-([^}]*))?\}")
 
@@ -38,8 +44,7 @@ def test_config_with_the_template_values(model: dict[str, Any]) -> None:
     active, _ = parse_env_file(TEMPLATE)
     for service in STREAMPLANE_SERVICES:
         env = service_env(model, service)
-        for field in Settings.model_fields:
-            name = field.upper()
+        for name in RUNTIME:
             if name in active:
                 assert env.get(name) == active[name], f"{service}: {name}"
             elif name not in {"MESH_SERVICES_FILE"}:
@@ -105,10 +110,10 @@ def test_runtime_and_dagster_settings_reach_their_services(model: dict[str, Any]
         for service in STREAMPLANE_SERVICES
     }
     for service, names in declared.items():
-        missing = [f.upper() for f in Settings.model_fields if f.upper() not in names]
+        missing = [name for name in RUNTIME if name not in names]
         assert not missing, f"{service} does not pass {missing}"
     for service in DAGSTER_SERVICES:
-        face = [f"STREAMPLANE_{f.upper()}" for f in FaceSettings.model_fields]
+        face = list(variables("face"))
         assert not [n for n in face if n not in declared[service]], service
 
 

@@ -6,9 +6,15 @@ from collections import Counter
 
 import pytest
 
-from streamplane.config import Settings
-from streamplane.resources import FaceSettings
+from streamplane.config import RUNTIME_SECTIONS, SECTIONS, FaceSettings, Settings, variables
 from tests.docker.stack import SEED_DEFAULTS, TEMPLATE, parse_env_file
+
+# What a plane process reads, plus the two RL variables of the seed's table.
+RUNTIME = {
+    **variables(*RUNTIME_SECTIONS),
+    "RL_RESULTS_TOPIC": ("rl", "rl_results_topic"),
+    "RL_BUFFER_DIR": ("rl", "rl_buffer_dir"),
+}
 
 
 def _names_in_template() -> list[str]:
@@ -30,31 +36,34 @@ def test_every_seed_variable_has_the_seed_default(name: str) -> None:
 
 def test_the_seed_table_matches_the_settings_defaults() -> None:
     for name, default in SEED_DEFAULTS.items():
-        field = Settings.model_fields[name.lower()]
-        value = field.default
+        section, field = RUNTIME[name]
+        value = SECTIONS[section].model_fields[field].default
         assert (None if value is None else str(value)) == default, name
 
 
 def test_every_runtime_setting_is_in_the_template() -> None:
     names = set(_names_in_template())
-    missing = [f.upper() for f in Settings.model_fields if f.upper() not in names]
+    missing = [name for name in RUNTIME if name not in names]
     assert not missing, f"env.template lacks {missing}"
 
 
 def test_every_dagster_face_setting_is_in_the_template() -> None:
     active, _ = parse_env_file(TEMPLATE)
-    missing = [f"STREAMPLANE_{f.upper()}" for f in FaceSettings.model_fields]
+    missing = list(variables("face"))
     missing = [name for name in missing if name not in active]
     assert not missing, f"env.template lacks {missing}"
 
 
 def test_template_values_are_the_runtime_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     """Loaded as the settings' env file, the template changes nothing and fails nothing."""
-    for field in Settings.model_fields:
-        monkeypatch.delenv(field.upper(), raising=False)
+    for name in variables():
+        monkeypatch.delenv(name, raising=False)
     from_template = Settings(_env_file=TEMPLATE)  # type: ignore[call-arg]
     defaults = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert from_template.model_dump() == defaults.model_dump()
+    runtime = (*RUNTIME_SECTIONS, "rl")
+    assert from_template.model_dump(include=set(runtime)) == defaults.model_dump(
+        include=set(runtime)
+    )
 
 
 def test_template_face_values_load(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -48,9 +48,7 @@ if argv[0] == "streamplane":
     command = cli.commands[argv[1]]
     command.make_context(argv[1], argv[2:], parent=click.Context(cli, info_name="streamplane"))
 else:
-    from streamplane.resources import load_face_settings
-
-    load_face_settings()
+    load_settings().face
     import streamplane.definitions
 """
 

@@ -18,7 +18,7 @@ class Passthrough(Processor):
     """Copies each value to the output topic with the sp-* headers."""
 
     def __init__(self, settings: Settings) -> None:
-        self.output = settings.output_topic
+        self.output = settings.kafka.output_topic
 
     def open(self, context: ProcessorContext) -> None:
         self.output = context.output_topic

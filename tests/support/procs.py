@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamplane.config import Settings
+from streamplane.config import variables
 from streamplane.platform.kafka import admin
 from tests.support.deadline import wait_until
 from tests.support.topics import FreshTopics
@@ -36,10 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = re.compile(r"supervisor ready grpc=(\d+) http=(\d+)")
 
 # Variables that configure streamplane itself; never inherited from the outer shell.
-_SETTINGS_VARS = {name.upper() for name in Settings.model_fields} | {
-    "LOG_LEVEL",
-    "SLOW_TASK_SECONDS",
-}
+_SETTINGS_VARS = set(variables()) | {"SLOW_TASK_SECONDS"}
 
 # How much of each log a failing test's report shows.
 LOG_TAIL_CHARS = 6000

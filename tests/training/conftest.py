@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
-from streamplane.platform.training.settings import TrainingSettings
+from streamplane.config import RLSettings
 from tests.support.procs import REPO_ROOT
 
 # starlette 1.x asks for its httpx fork on import of its TestClient; the stock httpx it
@@ -90,9 +90,9 @@ def rl_dirs(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.fixture
-def training_settings(rl_dirs: dict[str, Path]) -> TrainingSettings:
+def training_settings(rl_dirs: dict[str, Path]) -> RLSettings:
     """RL settings over the fresh folders; nothing read from the environment's RL_* vars."""
-    return TrainingSettings(
+    return RLSettings(
         rl_results_topic="rl-results-test",
         rl_buffer_dir=rl_dirs["buffer"],
         rl_policy_dir=rl_dirs["policies"],

@@ -20,11 +20,10 @@ from typing import Any
 
 import orjson
 
-from streamplane.config import Settings
+from streamplane.config import RLSettings, Settings
 from streamplane.platform.records import Records
 from streamplane.platform.training.buffer import ShardWriter
 from streamplane.platform.training.env_runner import RolloutProcessor
-from streamplane.platform.training.settings import TrainingSettings
 from streamplane.platform.training.transitions import RolloutRequest
 from streamplane.platform.worker.processor import ProcessorContext, WorkItem
 
@@ -58,7 +57,7 @@ def run_loop(
     Stops early, after at least ``min_iterations``, once the trainer's evaluation reaches
     ``stop_at``.
     """
-    training = TrainingSettings(
+    training = RLSettings(
         rl_results_topic="results",
         rl_buffer_dir=root / "buffer",
         rl_policy_dir=root / "policies",
@@ -122,7 +121,7 @@ def run_loop(
 
 
 def train(
-    training: TrainingSettings,
+    training: RLSettings,
     steps: int,
     seed: int,
     learning_rate: float = 1e-3,

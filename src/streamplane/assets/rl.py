@@ -40,12 +40,12 @@ from dagster import (
 )
 from pydantic import Field
 
+from streamplane.config import RLSettings, load_settings
 from streamplane.platform.training.checkpoints import ALL_SKILLS, Checkpoint, CheckpointStore
 from streamplane.platform.training.exceptions import CheckpointError
 from streamplane.platform.training.manifest import read_manifest
 from streamplane.platform.training.runs import TrainingService
 from streamplane.platform.training.schema import Hyperparameters, Resources, TrainingRequest
-from streamplane.platform.training.settings import TrainingSettings, load_training_settings
 from streamplane.platform.training.slurm import JobInfo, JobState, SlurmClient
 from streamplane.resources import StreamplaneResource
 
@@ -114,16 +114,16 @@ class RLResource(ConfigurableResource):  # type: ignore[type-arg]
         default=0.1, ge=0, le=1, description="Exploration rate of scheduled rollouts."
     )
 
-    def training_settings(self) -> TrainingSettings:
+    def training_settings(self) -> RLSettings:
         """The runtime's RL settings for these values (environment for the rest)."""
-        return load_training_settings(
+        return load_settings(
             rl_buffer_dir=Path(self.buffer_dir),
             rl_results_topic=self.results_topic,
             rl_policy_dir=Path(self.policy_dir) if self.policy_dir else None,
             rl_training_dir=Path(self.training_dir) if self.training_dir else None,
             slurm_partition=self.slurm_partition,
             rl_trainer_python=Path(self.trainer_python) if self.trainer_python else None,
-        )
+        ).rl
 
     def service(self) -> TrainingService:
         """A training service over the real Slurm commands."""
@@ -135,7 +135,7 @@ def rl_resources_from_environment() -> dict[str, RLResource]:
 
     Without RL_BUFFER_DIR the buffer defaults to ``.data/rl/buffer``.
     """
-    training = load_training_settings()
+    training = load_settings().rl
     buffer_dir = training.rl_buffer_dir or Path(".data/rl/buffer")
     return {
         "rl": RLResource(

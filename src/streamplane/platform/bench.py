@@ -68,7 +68,7 @@ from pydantic import SecretStr
 from tqdm import tqdm
 
 from streamplane import __version__
-from streamplane.config import Settings, load_settings
+from streamplane.config import KafkaSettings, Settings, load_settings, variables
 from streamplane.exceptions import StreamplaneError, TransientError
 from streamplane.platform import headers as h
 from streamplane.platform.demo_events import events, produce_events
@@ -105,8 +105,8 @@ LATENCY_SECONDS = 10.0
 _READY_LINE = re.compile(rb"supervisor ready grpc=(\d+) http=(\d+)")
 # Children get these variables only from us: with the user's environment (or the .env
 # file in the working directory) they would not run with the defaults users get.
-_SETTING_VARIABLES = frozenset(name.upper() for name in Settings.model_fields)
-_KAFKA_FIELDS = tuple(name for name in Settings.model_fields if name.startswith("kafka_"))
+_SETTING_VARIABLES = frozenset(variables())
+_KAFKA_FIELDS = tuple(name for name in KafkaSettings.model_fields if name.startswith("kafka_"))
 
 
 class BenchError(StreamplaneError):
@@ -191,12 +191,12 @@ def _check_reachable(settings: Settings) -> None:
     """Fail in seconds, with one clear line, when Kafka does not answer."""
     # Critical-only logging: otherwise librdkafka prints a line per connection attempt,
     # and the reason is in the exception anyway.
-    probe = AdminClient({**settings.as_librdkafka_dict(), "log_level": 2})
+    probe = AdminClient({**settings.kafka.as_librdkafka_dict(), "log_level": 2})
     try:
         probe.list_topics(timeout=REACH_TIMEOUT_S)
     except KafkaException as exc:
         raise BenchError(
-            f"Kafka at {settings.kafka_brokers} did not answer within "
+            f"Kafka at {settings.kafka.kafka_brokers} did not answer within "
             f"{REACH_TIMEOUT_S:.0f} s ({exc.args[0] if exc.args else exc})"
         ) from exc
 
@@ -359,7 +359,7 @@ class Bench:
     @property
     def kafka(self) -> dict[str, str]:
         """The librdkafka settings every client of the bench shares."""
-        return self.settings.as_librdkafka_dict()
+        return self.settings.kafka.as_librdkafka_dict()
 
     @property
     def monitor(self) -> dict[str, str | int]:
@@ -1023,7 +1023,7 @@ def _child_env(settings: Settings) -> dict[str, str]:
     """
     env = {k: v for k, v in os.environ.items() if k.upper() not in _SETTING_VARIABLES}
     for name in _KAFKA_FIELDS:
-        value = getattr(settings, name)
+        value = getattr(settings.kafka, name)
         if value is not None:
             plain = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
             env[name.upper()] = plain

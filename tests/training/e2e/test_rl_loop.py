@@ -26,12 +26,11 @@ from streamplane.assets.rl import (
     rl_policy_evaluation,
     rl_replay_buffer,
 )
-from streamplane.config import Settings
+from streamplane.config import RLSettings, Settings
 from streamplane.platform import headers as h
 from streamplane.platform.kafka import admin
 from streamplane.platform.training.manifest import read_manifest
 from streamplane.platform.training.produce import produce_rollouts
-from streamplane.platform.training.settings import TrainingSettings
 from streamplane.platform.training.slurm import JobState
 from tests.support.deadline import wait_until
 from tests.support.procs import REPO_ROOT, Processes, Stack, base_env, free_port
@@ -69,7 +68,7 @@ def test_rollouts_to_buffer_to_slurm_to_dagster(
     procs: Processes,
     stack: Stack,
     slurm_cluster: str,
-    training_settings: TrainingSettings,
+    training_settings: RLSettings,
     tmp_path: Path,
 ) -> None:
     results = unique_name("rl-results")

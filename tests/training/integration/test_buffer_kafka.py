@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from streamplane.config import Settings
+from streamplane.config import RLSettings, Settings
 from streamplane.platform.kafka import admin
 from streamplane.platform.training import metrics as tm
 from streamplane.platform.training.buffer_service import BufferService
 from streamplane.platform.training.manifest import SHARDS_DIR, read_manifest
-from streamplane.platform.training.settings import TrainingSettings
 from tests.support.deadline import wait_until
 from tests.support.procs import base_env
 from tests.support.topics import unique_name
@@ -26,7 +25,7 @@ pytestmark = pytest.mark.kafka
 
 
 def test_buffer_writes_every_transition_once_and_commits_the_manifest(
-    kafka_bootstrap: str, training_settings: TrainingSettings
+    kafka_bootstrap: str, training_settings: RLSettings
 ) -> None:
     topic = unique_name("rl-results")
     conf = {"bootstrap.servers": kafka_bootstrap}

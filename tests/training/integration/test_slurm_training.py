@@ -14,12 +14,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from streamplane.assets.rl import RLResource, rl_policy
-from streamplane.config import Settings
+from streamplane.config import RLSettings, Settings
 from streamplane.platform.training.api import create_training_router
 from streamplane.platform.training.checkpoints import ALL_SKILLS, CheckpointStore
 from streamplane.platform.training.runs import TrainingService
 from streamplane.platform.training.schema import Hyperparameters, TrainingRequest
-from streamplane.platform.training.settings import TrainingSettings
 from streamplane.platform.training.slurm import JobState, SlurmClient
 from tests.support.deadline import wait_until
 from tests.training.conftest import SETUP_SCRIPT
@@ -31,13 +30,13 @@ AUTH = {"Authorization": "Bearer test-token"}
 CTLD_PID = Path("/run/slurm/slurmctld.pid")
 
 
-def api(training: TrainingSettings) -> TestClient:
+def api(training: RLSettings) -> TestClient:
     app = FastAPI()
     app.include_router(create_training_router(Settings(), training=training))
     return TestClient(app)
 
 
-def rl_resource(training: TrainingSettings) -> RLResource:
+def rl_resource(training: RLSettings) -> RLResource:
     return RLResource(
         buffer_dir=str(training.buffer_dir),
         policy_dir=str(training.policy_dir),
@@ -49,7 +48,7 @@ def rl_resource(training: TrainingSettings) -> RLResource:
 
 
 def test_start_runs_the_trainer_on_slurm_to_completion(
-    slurm_cluster: str, training_settings: TrainingSettings
+    slurm_cluster: str, training_settings: RLSettings
 ) -> None:
     random_buffer(training_settings.buffer_dir, episodes=10)
     client = api(training_settings)
@@ -80,7 +79,7 @@ def test_start_runs_the_trainer_on_slurm_to_completion(
 
 
 def test_scancel_gives_cancelled_and_fails_the_asset_clearly(
-    slurm_cluster: str, training_settings: TrainingSettings, instance: DagsterInstance
+    slurm_cluster: str, training_settings: RLSettings, instance: DagsterInstance
 ) -> None:
     random_buffer(training_settings.buffer_dir, episodes=5)
     service = TrainingService(training_settings, SlurmClient())
@@ -127,7 +126,7 @@ def test_scancel_gives_cancelled_and_fails_the_asset_clearly(
 
 
 def test_a_retried_run_reattaches_to_its_running_job(
-    slurm_cluster: str, training_settings: TrainingSettings, instance: DagsterInstance
+    slurm_cluster: str, training_settings: RLSettings, instance: DagsterInstance
 ) -> None:
     random_buffer(training_settings.buffer_dir, episodes=5)
     service = TrainingService(training_settings, SlurmClient())
@@ -153,7 +152,7 @@ def test_a_retried_run_reattaches_to_its_running_job(
 
 
 def test_stopped_slurmctld_gives_503_and_submits_nothing(
-    slurm_cluster: str, training_settings: TrainingSettings
+    slurm_cluster: str, training_settings: RLSettings
 ) -> None:
     if os.geteuid() != 0 or not CTLD_PID.exists():
         pytest.skip("stopping slurmctld needs root and the cluster scripts/slurm-setup.sh starts")

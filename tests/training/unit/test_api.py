@@ -10,12 +10,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from streamplane.config import Settings
+from streamplane.config import RLSettings, Settings
 from streamplane.platform.training import metrics as tm
 from streamplane.platform.training.api import create_training_router
 from streamplane.platform.training.runs import RESULT_FILE, TrainingService
 from streamplane.platform.training.schema import TrainingRequest
-from streamplane.platform.training.settings import TrainingSettings
 from streamplane.platform.training.slurm import SlurmClient
 from tests.training.fakes import FakeSlurm
 
@@ -29,12 +28,12 @@ def fake() -> FakeSlurm:
 
 
 @pytest.fixture
-def service(training_settings: TrainingSettings, fake: FakeSlurm) -> TrainingService:
+def service(training_settings: RLSettings, fake: FakeSlurm) -> TrainingService:
     return TrainingService(training_settings, SlurmClient(fake), clock=lambda: 1_700_000_000.0)
 
 
 @pytest.fixture
-def client(training_settings: TrainingSettings, service: TrainingService) -> TestClient:
+def client(training_settings: RLSettings, service: TrainingService) -> TestClient:
     app = FastAPI()
     app.include_router(
         create_training_router(Settings(), training=training_settings, service=service)
@@ -47,7 +46,7 @@ def start(client: TestClient, body: Any, headers: dict[str, str] | None = AUTH) 
 
 
 def test_start_submits_exactly_this_argv(
-    client: TestClient, fake: FakeSlurm, training_settings: TrainingSettings
+    client: TestClient, fake: FakeSlurm, training_settings: RLSettings
 ) -> None:
     before = tm.TRAINING_RUNS.labels("SUBMITTED")._value.get()
     response = start(
@@ -84,7 +83,7 @@ def test_start_submits_exactly_this_argv(
 
 
 def test_status_follows_the_job_and_reports_metrics(
-    client: TestClient, fake: FakeSlurm, training_settings: TrainingSettings
+    client: TestClient, fake: FakeSlurm, training_settings: RLSettings
 ) -> None:
     task = start(client, {}).json()["task_id"]
     assert client.get(f"/training/rl/status/{task}").json()["state"] == "PENDING"
@@ -177,7 +176,7 @@ def test_missing_or_wrong_token_is_401(
 
 
 def test_no_configured_token_disables_start(
-    training_settings: TrainingSettings, service: TrainingService
+    training_settings: RLSettings, service: TrainingService
 ) -> None:
     settings = training_settings.model_copy(update={"training_api_token": None})
     app = FastAPI()
@@ -188,7 +187,7 @@ def test_no_configured_token_disables_start(
 
 
 def test_slurm_down_is_503_and_leaves_nothing(
-    client: TestClient, fake: FakeSlurm, training_settings: TrainingSettings
+    client: TestClient, fake: FakeSlurm, training_settings: RLSettings
 ) -> None:
     fake.down = True
     response = start(client, {})
@@ -199,7 +198,7 @@ def test_slurm_down_is_503_and_leaves_nothing(
 
 
 def test_refused_job_is_422_and_leaves_nothing(
-    client: TestClient, fake: FakeSlurm, training_settings: TrainingSettings
+    client: TestClient, fake: FakeSlurm, training_settings: RLSettings
 ) -> None:
     fake.refuse = "Requested node configuration is not available"
     response = start(client, {"resources": {"cpus": 200}})
@@ -228,7 +227,7 @@ def test_group_submission_reattaches_until_the_job_fails(
 
 
 def test_a_lost_job_id_is_recovered_by_name(
-    service: TrainingService, fake: FakeSlurm, training_settings: TrainingSettings
+    service: TrainingService, fake: FakeSlurm, training_settings: RLSettings
 ) -> None:
     record = service.submit(TrainingRequest())
     task_file = training_settings.training_dir / "tasks" / record.task_id / "task.json"
@@ -259,7 +258,7 @@ def test_monitor_ticks_refresh_the_gauge(service: TrainingService, fake: FakeSlu
 
 
 def test_without_a_buffer_dir_the_api_says_so(fake: FakeSlurm) -> None:
-    training = TrainingSettings(training_api_token="test-token")
+    training = RLSettings(training_api_token="test-token")
     if training.rl_buffer_dir is not None:
         pytest.skip("RL_BUFFER_DIR is set in this environment")
     app = FastAPI()

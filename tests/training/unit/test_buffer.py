@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from streamplane.config import RLSettings
 from streamplane.platform.training.buffer import BufferLock, ShardWriter
 from streamplane.platform.training.exceptions import BufferCorrupt, BufferLocked
 from streamplane.platform.training.manifest import (
@@ -15,7 +16,6 @@ from streamplane.platform.training.manifest import (
     load_transitions,
     read_manifest,
 )
-from streamplane.platform.training.settings import TrainingSettings
 
 
 def rows(start: int, count: int, skill: str = "s", partition: int = 0) -> list[dict[str, Any]]:
@@ -151,7 +151,7 @@ def test_one_writer_per_directory(tmp_path: Path) -> None:
 
 
 def test_committed_offsets_are_retried_while_the_coordinator_loads(
-    training_settings: TrainingSettings,
+    training_settings: RLSettings,
 ) -> None:
     import threading
 

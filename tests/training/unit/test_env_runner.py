@@ -7,12 +7,11 @@ import itertools
 import numpy as np
 import orjson
 
-from streamplane.config import Settings
+from streamplane.config import RLSettings, Settings
 from streamplane.platform import headers as h
 from streamplane.platform.records import Records
 from streamplane.platform.training.checkpoints import ALL_SKILLS, CheckpointStore
 from streamplane.platform.training.env_runner import RolloutProcessor
-from streamplane.platform.training.settings import TrainingSettings
 from streamplane.platform.training.transitions import RolloutRequest
 from streamplane.platform.worker.processor import ProcessorContext, WorkItem
 
@@ -44,7 +43,7 @@ def request(**fields: object) -> bytes:
 
 
 def test_random_rollout_emits_every_transition_with_source_headers(
-    training_settings: TrainingSettings,
+    training_settings: RLSettings,
 ) -> None:
     processor = RolloutProcessor(Settings(), training_settings)
     out = run(processor, item([request(skill="balance", episodes=2, seed=7)]))
@@ -77,7 +76,7 @@ def test_random_rollout_emits_every_transition_with_source_headers(
 
 
 def test_invalid_requests_go_to_the_dlq_and_the_rest_goes_on(
-    training_settings: TrainingSettings,
+    training_settings: RLSettings,
 ) -> None:
     processor = RolloutProcessor(Settings(), training_settings)
     values = [
@@ -98,7 +97,7 @@ def test_invalid_requests_go_to_the_dlq_and_the_rest_goes_on(
     assert any(t == "rl-results-test" for t, *_ in out)
 
 
-def test_newest_checkpoint_is_picked_up(training_settings: TrainingSettings) -> None:
+def test_newest_checkpoint_is_picked_up(training_settings: RLSettings) -> None:
     processor = RolloutProcessor(Settings(), training_settings)
     store = CheckpointStore(training_settings.policy_dir)
     rng = np.random.default_rng(0)
@@ -121,7 +120,7 @@ def test_newest_checkpoint_is_picked_up(training_settings: TrainingSettings) -> 
     assert versions() == {second}
 
 
-def test_checkpoint_of_the_wrong_shape_is_refused(training_settings: TrainingSettings) -> None:
+def test_checkpoint_of_the_wrong_shape_is_refused(training_settings: RLSettings) -> None:
     store = CheckpointStore(training_settings.policy_dir)
     layers = [(np.zeros((6, 2), np.float32), np.zeros(2, np.float32))]
     store.save(ALL_SKILLS, layers, {"env": "Acrobot-v1"}, {})

@@ -12,8 +12,8 @@ from streamplane.config import Settings
 def consumer_config(settings: Settings, group: str | None = None) -> dict[str, object]:
     """The supervisor's consumer: manual commits, cooperative-free eager rebalancing."""
     return {
-        **settings.as_librdkafka_dict(),
-        "group.id": group or settings.consumer_group,
+        **settings.kafka.as_librdkafka_dict(),
+        "group.id": group or settings.kafka.consumer_group,
         "enable.auto.commit": False,
         # We store and commit offsets ourselves, only once records are durably handled.
         "enable.auto.offset.store": False,
@@ -33,7 +33,7 @@ def consumer_config(settings: Settings, group: str | None = None) -> dict[str, o
 def producer_config(settings: Settings, client_id: str) -> dict[str, object]:
     """A durable producer: acks=all and idempotence, so a delivery report means written."""
     return {
-        **settings.as_librdkafka_dict(),
+        **settings.kafka.as_librdkafka_dict(),
         "client.id": client_id,
         "acks": "all",
         "enable.idempotence": True,
@@ -49,4 +49,4 @@ def producer_config(settings: Settings, client_id: str) -> dict[str, object]:
 
 def admin_config(settings: Settings) -> dict[str, str]:
     """An AdminClient's configuration."""
-    return settings.as_librdkafka_dict()
+    return settings.kafka.as_librdkafka_dict()

@@ -63,17 +63,17 @@ class Supervisor:
         """Serve until SIGTERM/SIGINT or `stop`, then drain; returns the exit code."""
         s = self.settings
         mesh = mesh_config(s)  # fails at start, naming the variable, if half configured
-        kafka = s.as_librdkafka_dict()
+        kafka = s.kafka.as_librdkafka_dict()
         self._ensure_topics(kafka)
         producer = Producer(producer_config(s, f"{self._prefix}-dlq"))
         scheduler: TaskQueue
         if mesh is None:
-            scheduler = Scheduler(quantum=s.batch_max_records)
+            scheduler = Scheduler(quantum=s.supervisor.batch_max_records)
         else:
-            scheduler = domains = DomainScheduler(s.batch_max_records, mesh.tenants)
+            scheduler = domains = DomainScheduler(s.supervisor.batch_max_records, mesh.tenants)
         dlq = DeadLetterWriter(
             producer,
-            s.dlq_topic,
+            s.kafka.dlq_topic,
             on_written=self._dead_lettered,
             on_failed=self._dead_letter_failed,
             on_count=lambda kind, n: m.DEAD_LETTERED.labels(kind).inc(n),
@@ -81,31 +81,31 @@ class Supervisor:
         self.dispatcher = Dispatcher(
             scheduler=scheduler,
             dead_letters=dlq,
-            max_attempts=s.max_attempts,
-            lease_timeout_s=s.lease_timeout_s,
-            retry_backoff_s=s.retry_backoff_ms / 1000,
+            max_attempts=s.supervisor.max_attempts,
+            lease_timeout_s=s.supervisor.lease_timeout_s,
+            retry_backoff_s=s.supervisor.retry_backoff_ms / 1000,
             clock=time.monotonic,
             id_prefix=self._prefix,
             on_acked=m.TASK_SECONDS.observe,
         )
         self.dlq = dlq
         batcher = Batcher(
-            ordering=s.ordering,
-            max_records=s.batch_max_records,
-            max_bytes=s.batch_max_bytes,
-            linger_s=s.batch_linger_ms / 1000,
+            ordering=s.supervisor.ordering,
+            max_records=s.supervisor.batch_max_records,
+            max_bytes=s.supervisor.batch_max_bytes,
+            linger_s=s.supervisor.batch_linger_ms / 1000,
             id_prefix=self._prefix,
             emit=self.dispatcher.submit,
         )
         self.source = Source(
             consumer_factory=lambda: Consumer(consumer_config(s)),
-            topic=s.input_topic,
+            topic=s.kafka.input_topic,
             dispatcher=self.dispatcher,
             batcher=batcher,
-            high_mark=s.max_pending_records,
-            low_mark=s.resume_mark,
-            linger_s=s.batch_linger_ms / 1000,
-            commit_interval_s=s.commit_interval_ms / 1000,
+            high_mark=s.supervisor.max_pending_records,
+            low_mark=s.supervisor.resume_mark,
+            linger_s=s.supervisor.batch_linger_ms / 1000,
+            commit_interval_s=s.supervisor.commit_interval_ms / 1000,
             on_tick=self._housekeeping,
         )
         self.mesh: MeshTransport | None = None
@@ -115,7 +115,7 @@ class Supervisor:
             )
         self.service = RunnerService(self.dispatcher, self._welcome_config(), mesh=self.mesh)
         server, self.grpc_port, health_servicer = create_server(
-            _grpc_address(s.supervisor_listen), self.service
+            _grpc_address(s.supervisor.supervisor_listen), self.service
         )
         await server.start()
         await set_serving(health_servicer, True)
@@ -127,7 +127,7 @@ class Supervisor:
         while not http.started:
             if http_task.done():
                 await http_task  # raises the bind error
-                raise OSError(f"HTTP server on {s.supervisor_http_listen} did not start")
+                raise OSError(f"HTTP server on {s.supervisor.supervisor_http_listen} did not start")
             await asyncio.sleep(0.01)
         self.http_port = http.servers[0].sockets[0].getsockname()[1]
         self._install_signals()
@@ -159,7 +159,7 @@ class Supervisor:
         stop writes nothing twice; what the deadline cuts off is requeued, not committed,
         and the next owner reads it again.
         """
-        deadline = time.monotonic() + self.settings.drain_timeout_s
+        deadline = time.monotonic() + self.settings.process.drain_timeout_s
         self.source.flush_open_batches()
         while self.dispatcher.pending_records and time.monotonic() < deadline:
             if not self.dispatcher.workers:
@@ -256,21 +256,27 @@ class Supervisor:
     # -- setup helpers ------------------------------------------------------------------
     def _welcome_config(self) -> dict[str, str]:
         s = self.settings
-        return {"output_topic": s.output_topic, "dlq_topic": s.dlq_topic, "ordering": s.ordering}
+        return {
+            "output_topic": s.kafka.output_topic,
+            "dlq_topic": s.kafka.dlq_topic,
+            "ordering": s.supervisor.ordering,
+        }
 
     def _ensure_topics(self, kafka: dict[str, str]) -> None:
         """Create the output and dead-letter topics if missing, as wide as the input."""
         s = self.settings
         client = AdminClient(dict[str, str | int | float | bool](kafka))
         meta = client.list_topics(timeout=30)
-        source = meta.topics.get(s.input_topic)
+        source = meta.topics.get(s.kafka.input_topic)
         partitions = len(source.partitions) if source and source.partitions else 1
-        missing = {t: partitions for t in (s.output_topic, s.dlq_topic) if t not in meta.topics}
+        missing = {
+            t: partitions for t in (s.kafka.output_topic, s.kafka.dlq_topic) if t not in meta.topics
+        }
         if missing:
             admin.ensure_topics(kafka, missing)
 
     def _http_server(self) -> _QuietServer:
-        host, port = parse_listen(self.settings.supervisor_http_listen)
+        host, port = parse_listen(self.settings.supervisor.supervisor_http_listen)
         app = create_app(self.dispatcher, self.readiness, self.status)
         app.include_router(self.training.router())
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")

@@ -231,28 +231,28 @@ def mesh_config(settings: Settings) -> MeshConfig | None:
     domain (MESH_PUBLISH_DOMAIN, a MESH_TENANT_DOMAIN_MAP pair) is served by no node.
     """
     required = {
-        "MESH_PUBLISH_ENDPOINT": settings.mesh_publish_endpoint,
-        "MESH_SOURCE_NODE": settings.mesh_source_node,
-        "MESH_PUBLISH_DOMAIN": settings.mesh_publish_domain,
+        "MESH_PUBLISH_ENDPOINT": settings.mesh.mesh_publish_endpoint,
+        "MESH_SOURCE_NODE": settings.mesh.mesh_source_node,
+        "MESH_PUBLISH_DOMAIN": settings.mesh.mesh_publish_domain,
     }
     missing = [name for name, value in required.items() if not value]
     if len(missing) == len(required):
-        if settings.mesh_tenant_domain_map:
+        if settings.mesh.mesh_tenant_domain_map:
             raise ConfigError(
                 "MESH_TENANT_DOMAIN_MAP", "pins tenants to mesh domains: set MESH_PUBLISH_* too"
             )
         return None
     if missing:
         raise ConfigError(missing[0], f"mesh publishing needs {', '.join(required)}")
-    endpoint = str(settings.mesh_publish_endpoint)
+    endpoint = str(settings.mesh.mesh_publish_endpoint)
     problem = check_endpoint(endpoint)
     if problem:
         raise ConfigError("MESH_PUBLISH_ENDPOINT", problem)
-    manifest = load_manifest(settings.mesh_services_file)
-    pins = parse_tenant_domain_map(settings.mesh_tenant_domain_map or "")
-    tenants = TenantDomains(pins, str(settings.mesh_publish_domain))
+    manifest = load_manifest(settings.mesh.mesh_services_file)
+    pins = parse_tenant_domain_map(settings.mesh.mesh_tenant_domain_map or "")
+    tenants = TenantDomains(pins, str(settings.mesh.mesh_publish_domain))
     tenants.check(manifest)
-    return MeshConfig(endpoint, str(settings.mesh_source_node), manifest, tenants)
+    return MeshConfig(endpoint, str(settings.mesh.mesh_source_node), manifest, tenants)
 
 
 @dataclass(frozen=True, slots=True)

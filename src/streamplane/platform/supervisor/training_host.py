@@ -17,7 +17,6 @@ from streamplane.config import Settings
 from streamplane.platform.training.api import create_training_router
 from streamplane.platform.training.monitor import TrainingMonitor
 from streamplane.platform.training.runs import TrainingService
-from streamplane.platform.training.settings import load_training_settings
 
 if TYPE_CHECKING:
     from streamplane.platform.training.buffer_service import BufferService
@@ -30,11 +29,11 @@ class TrainingHost:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._training = load_training_settings(settings)
+        self._training = settings.rl
         self._service = TrainingService(self._training)
         self._monitor = TrainingMonitor(self._service)
         self._buffer: BufferService | None = None
-        if settings.rl_results_topic and settings.rl_buffer_dir:
+        if settings.rl.rl_results_topic and settings.rl.rl_buffer_dir:
             # Imported only when used: the buffer brings pyarrow (~50 MB resident).
             from streamplane.platform.training.buffer_service import BufferService
 
@@ -54,8 +53,8 @@ class TrainingHost:
             logger.info(
                 "rl buffer started",
                 extra={
-                    "topic": self._settings.rl_results_topic,
-                    "dir": self._settings.rl_buffer_dir,
+                    "topic": self._settings.rl.rl_results_topic,
+                    "dir": self._settings.rl.rl_buffer_dir,
                 },
             )
 

@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from streamplane.config import Settings
+from streamplane.config import RLSettings, Settings
 from streamplane.exceptions import ConfigError
 from streamplane.platform.training.exceptions import (
     SlurmError,
@@ -28,7 +28,6 @@ from streamplane.platform.training.exceptions import (
 )
 from streamplane.platform.training.runs import TrainingService
 from streamplane.platform.training.schema import StartResponse, TrainingRequest, TrainingStatus
-from streamplane.platform.training.settings import TrainingSettings, load_training_settings
 from streamplane.platform.training.slurm import JobState
 
 logger = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ _bearer = HTTPBearer(auto_error=False, description=f"the value of {TOKEN_VARIABL
 def create_training_router(
     settings: Settings,
     *,
-    training: TrainingSettings | None = None,
+    training: RLSettings | None = None,
     service: TrainingService | None = None,
     token: str | None = None,
 ) -> APIRouter:
@@ -54,7 +53,7 @@ def create_training_router(
         token: The bearer token; default ``TRAINING_API_TOKEN``. With none configured,
             starting a run answers 503.
     """
-    training = training if training is not None else load_training_settings(settings)
+    training = training if training is not None else settings.rl
     runs = service if service is not None else TrainingService(training)
     if token is None and training.training_api_token is not None:
         token = training.training_api_token.get_secret_value()

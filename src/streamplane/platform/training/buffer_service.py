@@ -28,7 +28,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from streamplane.config import Settings, load_settings
+from streamplane.config import RLSettings, Settings, load_settings
 from streamplane.exceptions import ConfigError
 from streamplane.platform.kafka.admin import ensure_topics, topic_partitions
 from streamplane.platform.kafka.clients import admin_config, consumer_config
@@ -41,7 +41,6 @@ from streamplane.platform.training import metrics as tm
 from streamplane.platform.training.buffer import BufferLock, ShardWriter
 from streamplane.platform.training.exceptions import BufferLocked, ReplayBufferError
 from streamplane.platform.training.manifest import Manifest
-from streamplane.platform.training.settings import TrainingSettings, load_training_settings
 from streamplane.platform.training.transitions import parse_transition
 
 logger = logging.getLogger(__name__)
@@ -78,13 +77,13 @@ class BufferService:
     def __init__(
         self,
         settings: Settings,
-        training: TrainingSettings | None = None,
+        training: RLSettings | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
-        self._training = training if training is not None else load_training_settings(settings)
+        self._training = training if training is not None else settings.rl
         self._topic = self._training.results_topic
         self._dir = self._training.buffer_dir
         self._clock = clock
@@ -338,7 +337,7 @@ def _publish_gauges(manifest: Manifest) -> None:
     tm.BUFFER_BYTES.set(manifest.bytes)
 
 
-def run_rl_buffer(settings: Settings, training: TrainingSettings | None = None) -> int:
+def run_rl_buffer(settings: Settings, training: RLSettings | None = None) -> int:
     """Run the buffer in the foreground until SIGINT/SIGTERM; return the exit status.
 
     0 after a signal (everything gathered was flushed and committed), 2 on a

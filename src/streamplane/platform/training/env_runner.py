@@ -22,13 +22,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from streamplane.config import Settings
+from streamplane.config import RLSettings, Settings
 from streamplane.platform import headers as h
 from streamplane.platform.training import metrics as tm
 from streamplane.platform.training.checkpoints import Checkpoint, CheckpointStore
 from streamplane.platform.training.exceptions import CheckpointError, RolloutRequestError
 from streamplane.platform.training.policy import Policy, QPolicy, RandomPolicy
-from streamplane.platform.training.settings import TrainingSettings, load_training_settings
 from streamplane.platform.training.transitions import (
     RolloutRequest,
     is_rollout,
@@ -61,10 +60,10 @@ class RolloutProcessor(Processor):
 
     name = "rollouts"
 
-    def __init__(self, settings: Settings, training: TrainingSettings | None = None) -> None:
-        self._training = training if training is not None else load_training_settings(settings)
+    def __init__(self, settings: Settings, training: RLSettings | None = None) -> None:
+        self._training = training if training is not None else settings.rl
         self._results_topic = self._training.results_topic
-        self._dlq = settings.dlq_topic
+        self._dlq = settings.kafka.dlq_topic
         self._store = CheckpointStore(self._training.policy_dir)
         self._envs: dict[str, gym.Env[Any, Any]] = {}
         self._policies: dict[tuple[str, int], QPolicy] = {}

@@ -77,7 +77,7 @@ def produce_rollouts(
         seed=seed,
         epsilon=epsilon,
     )
-    target = topic or settings.input_topic
+    target = topic or settings.kafka.input_topic
     failures: list[str] = []
 
     def report(err: object, _msg: object) -> None:

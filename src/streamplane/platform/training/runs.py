@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streamplane.config import RLSettings
 from streamplane.platform.training import metrics as tm
 from streamplane.platform.training.exceptions import (
     JobNotFound,
@@ -36,7 +37,6 @@ from streamplane.platform.training.exceptions import (
     TrainingTaskNotFound,
 )
 from streamplane.platform.training.schema import TrainingRequest, TrainingStatus
-from streamplane.platform.training.settings import TrainingSettings
 from streamplane.platform.training.slurm import JobInfo, JobSpec, JobState, SlurmClient
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class TrainingService:
 
     def __init__(
         self,
-        training: TrainingSettings,
+        training: RLSettings,
         slurm: SlurmClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:

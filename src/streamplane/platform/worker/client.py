@@ -56,7 +56,7 @@ class Worker:
 
     def __init__(self, settings: Settings, processor: Processor | None = None) -> None:
         self.settings = settings
-        self.worker_id = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.worker_id = settings.worker.worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self._processor = processor
         self._stop = asyncio.Event()
         self._executor = concurrent.futures.ThreadPoolExecutor(1, "sp-process")
@@ -74,7 +74,7 @@ class Worker:
     async def run(self) -> int:
         """Connect (and reconnect) until stopped; returns the exit code."""
         s = self.settings
-        processor = self._processor or load_processor(s.worker_processor, s)
+        processor = self._processor or load_processor(s.worker.worker_processor, s)
         self._pipeline = Pipeline(processor, producer_config(s, self.worker_id))
         self._pipeline.start()
         loop = asyncio.get_running_loop()
@@ -83,8 +83,8 @@ class Worker:
         watchdog = asyncio.create_task(self._watch_idle())
         backoff = FIRST_BACKOFF_S
         try:
-            if s.mesh_endpoint:
-                await self._subscribe(s.mesh_endpoint)
+            if s.mesh.mesh_endpoint:
+                await self._subscribe(s.mesh.mesh_endpoint)
             while not self._stop.is_set():
                 welcomed = await self._connect_once()
                 if self._stop.is_set():
@@ -94,12 +94,12 @@ class Worker:
                 logger.info("reconnecting", extra={"in_s": round(delay, 3)})
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
-                backoff = min(backoff * 2, s.reconnect_max_backoff_s)
+                backoff = min(backoff * 2, s.worker.reconnect_max_backoff_s)
         finally:
             watchdog.cancel()
             if self._mesh is not None:
                 await self._mesh.close()
-            left = await loop.run_in_executor(None, self._pipeline.stop, s.drain_timeout_s)
+            left = await loop.run_in_executor(None, self._pipeline.stop, s.process.drain_timeout_s)
             self._executor.shutdown(wait=False)
         logger.info("worker stopped", extra={"reason": self.exit_reason, "undelivered": left})
         return 0 if left == 0 else 1
@@ -113,7 +113,7 @@ class Worker:
         self._stop.set()
 
     async def _watch_idle(self) -> None:
-        idle = self.settings.worker_idle_exit_s
+        idle = self.settings.worker.worker_idle_exit_s
         while idle is not None:
             await asyncio.sleep(min(0.5, idle))
             if not self._inflight and time.monotonic() - self._last_activity >= idle:
@@ -135,7 +135,9 @@ class Worker:
             ("grpc.keepalive_time_ms", 10_000),
             ("grpc.keepalive_timeout_ms", 5_000),
         ]
-        async with grpc.aio.insecure_channel(self.settings.supervisor_grpc_addr, options) as ch:
+        async with grpc.aio.insecure_channel(
+            self.settings.worker.supervisor_grpc_addr, options
+        ) as ch:
             call = runner_pb2_grpc.RunnerStub(ch).Connect(_drain_outbox(outbox))
             stopper = asyncio.create_task(self._close_when_stopped(outbox))
             try:
@@ -167,15 +169,15 @@ class Worker:
         msg = runner_pb2.WorkerMessage()
         hello = msg.hello
         hello.worker_id = self.worker_id
-        hello.max_inflight = s.max_inflight
+        hello.max_inflight = s.worker.max_inflight
         if self._mesh is not None:
             # The supervisor addresses tasks to this subscriber at this node.
             hello.node_id = self._mesh.node_id
             hello.transport = runner_pb2.TRANSPORT_MESH
         else:
-            hello.node_id = s.mesh_node_id or socket.gethostname()
+            hello.node_id = s.mesh.mesh_node_id or socket.gethostname()
             hello.transport = runner_pb2.TRANSPORT_GRPC
-        hello.engine = s.worker_engine
+        hello.engine = s.worker.worker_engine
         hello.version = __version__
         return msg
 
@@ -183,8 +185,8 @@ class Worker:
         s = self.settings
         config = dict(welcome.config)
         context = ProcessorContext(
-            output_topic=config.get("output_topic", s.output_topic),
-            dlq_topic=config.get("dlq_topic", s.dlq_topic),
+            output_topic=config.get("output_topic", s.kafka.output_topic),
+            dlq_topic=config.get("dlq_topic", s.kafka.dlq_topic),
             settings=s,
         )
         assert self._pipeline is not None
@@ -194,13 +196,13 @@ class Worker:
             "welcomed", extra={"session": welcome.session_id, "output": context.output_topic}
         )
         if not self._stop.is_set():
-            outbox.put_nowait(_credit(s.max_inflight))
+            outbox.put_nowait(_credit(s.worker.max_inflight))
 
     async def _close_when_stopped(self, outbox: asyncio.Queue[_Outgoing]) -> None:
         """On stop: withdraw credit, let in-flight tasks finish, then end the stream."""
         await self._stop.wait()
         outbox.put_nowait(_credit(0))
-        deadline = time.monotonic() + self.settings.drain_timeout_s
+        deadline = time.monotonic() + self.settings.process.drain_timeout_s
         while self._inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         outbox.put_nowait(None)
@@ -210,14 +212,16 @@ class Worker:
         """Open the MeshData subscription; the first refusal is a configuration error."""
         s = self.settings
         subscription = mesh_pb2.Subscription(
-            subscriber_id=self.worker_id, domains=[s.mesh_domain], node_id=s.mesh_node_id or ""
+            subscriber_id=self.worker_id,
+            domains=[s.mesh.mesh_domain],
+            node_id=s.mesh.mesh_node_id or "",
         )
         self._mesh = Subscriber(
             endpoint,
             subscription,
             on_envelope=self._inbox.accept,
             on_lost=self._mesh_lost,
-            max_backoff_s=s.reconnect_max_backoff_s,
+            max_backoff_s=s.worker.reconnect_max_backoff_s,
         )
         self._mesh.start()
         live = asyncio.ensure_future(self._mesh.wait_live())
@@ -232,7 +236,7 @@ class Worker:
         except SubscriptionRefused as exc:
             variable = "MESH_NODE_ID" if exc.code == "FAILED_PRECONDITION" else "MESH_DOMAIN"
             raise ConfigError(variable, f"mesh node at {endpoint} refused: {exc.detail}") from exc
-        logger.info("taking tasks by mesh", extra={"node": node, "domain": s.mesh_domain})
+        logger.info("taking tasks by mesh", extra={"node": node, "domain": s.mesh.mesh_domain})
 
     def _take_mesh_task(self, task: runner_pb2.Task) -> None:
         self._start_task(self._session, task)
@@ -250,7 +254,7 @@ class Worker:
     async def _end_session(self, outbox: asyncio.Queue[_Outgoing]) -> None:
         logger.warning("mesh subscription lost: ending the session so its tasks are requeued")
         outbox.put_nowait(_credit(0))
-        deadline = time.monotonic() + self.settings.drain_timeout_s
+        deadline = time.monotonic() + self.settings.process.drain_timeout_s
         while self._inflight and time.monotonic() < deadline and self._outbox is outbox:
             await asyncio.sleep(0.02)
         if self._outbox is outbox:

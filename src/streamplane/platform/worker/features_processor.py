@@ -19,9 +19,9 @@ class FeaturesProcessor(Processor):
     name = "features"
 
     def __init__(self, settings: Settings) -> None:
-        self._engine = load_engine(settings.worker_engine)
-        self._output = settings.output_topic
-        self._dlq = settings.dlq_topic
+        self._engine = load_engine(settings.worker.worker_engine)
+        self._output = settings.kafka.output_topic
+        self._dlq = settings.kafka.dlq_topic
 
     def open(self, context: ProcessorContext) -> None:
         """Follow the topics the supervisor names."""

@@ -87,7 +87,7 @@ def load_processor(spec: str, settings: Settings) -> Processor:
         from streamplane.platform.worker.features_processor import FeaturesProcessor
 
         features = FeaturesProcessor(settings)
-        if not settings.rl_results_topic:
+        if not settings.rl.rl_results_topic:
             return features
         # With RL enabled the worker is also the seed's env runner: rollout requests in
         # the same stream go to Gymnasium, everything else to the feature transform.

@@ -1,22 +1,14 @@
-"""The RL settings that the shared ``Settings`` does not carry (yet), read from the environment.
-
-``RL_RESULTS_TOPIC`` and ``RL_BUFFER_DIR`` live in :class:`streamplane.config.Settings`;
-the rest of the loop's knobs are read here, in one place, by a frozen pydantic-settings
-model with the same conventions (upper-case variables, ``docker/streaming/.env``, a
-:class:`~streamplane.exceptions.ConfigError` naming the variable on a bad value).
-"""
+"""The RL application's section: replay buffer, checkpoints, Slurm and the training API."""
 
 from __future__ import annotations
 
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
 
-from streamplane.config import ENV_FILE, Settings
+from streamplane.config.base import Section
 from streamplane.exceptions import ConfigError
 
 #: Environments an env runner may build. ``gymnasium.make`` imports the module named in
@@ -26,16 +18,11 @@ DEFAULT_ENVS = "CartPole-v1,Acrobot-v1,MountainCar-v0"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
-class TrainingSettings(BaseSettings):
-    """The RL loop's configuration: buffer, checkpoints, Slurm and the training API."""
+class RLSettings(Section):
+    """The RL application's configuration: buffer, checkpoints, Slurm and the training API.
 
-    model_config = SettingsConfigDict(
-        env_file=ENV_FILE,
-        env_file_encoding="utf-8",
-        extra="ignore",
-        frozen=True,
-        case_sensitive=False,
-    )
+    The plane never reads this section; the RL application does.
+    """
 
     rl_results_topic: str | None = Field(None, description="Topic of RL transitions")
     rl_buffer_dir: Path | None = Field(None, description="Folder of the replay buffer")
@@ -113,23 +100,3 @@ class TrainingSettings(BaseSettings):
         if self.rl_buffer_dir is None:
             raise ConfigError("RL_TRAINING_DIR", "not set, and no RL_BUFFER_DIR to default from")
         return self.rl_buffer_dir / "training"
-
-
-def load_training_settings(settings: Settings | None = None, **overrides: Any) -> TrainingSettings:
-    """Read the RL settings; ``settings``' RL_RESULTS_TOPIC and RL_BUFFER_DIR take precedence.
-
-    Raises:
-        ConfigError: a value is invalid; the message names the variable.
-    """
-    values = {k: v for k, v in overrides.items() if v is not None}
-    if settings is not None:
-        if settings.rl_results_topic and "rl_results_topic" not in values:
-            values["rl_results_topic"] = settings.rl_results_topic
-        if settings.rl_buffer_dir is not None and "rl_buffer_dir" not in values:
-            values["rl_buffer_dir"] = settings.rl_buffer_dir
-    try:
-        return TrainingSettings(**values)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = err.get("loc") or ("settings",)
-        raise ConfigError(str(loc[0]).upper(), str(err.get("msg", "invalid value"))) from exc
