@@ -101,8 +101,9 @@ def supervisor(**values: Any) -> None:
     """Consume INPUT_TOPIC and dispatch tasks to workers by credit."""
     settings = load_settings(**values)
     from streamplane.platform.supervisor.app import run_supervisor
+    from streamplane.platform.supervisor.training_host import TrainingHost
 
-    sys.exit(run_supervisor(settings))
+    sys.exit(run_supervisor(settings, [TrainingHost(settings)]))
 
 
 @cli.command()

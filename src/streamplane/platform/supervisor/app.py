@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import uvicorn
@@ -25,12 +25,12 @@ from streamplane.platform.supervisor.batching import Batcher
 from streamplane.platform.supervisor.dead_letters import DeadLetterWriter
 from streamplane.platform.supervisor.dispatcher import Dispatcher, Events, TaskQueue
 from streamplane.platform.supervisor.domain_scheduler import DomainScheduler
+from streamplane.platform.supervisor.extensions import SupervisorExtension
 from streamplane.platform.supervisor.mesh_dispatch import MeshTransport, mesh_config
 from streamplane.platform.supervisor.scheduler import Scheduler
 from streamplane.platform.supervisor.service import RunnerService, create_server, set_serving
 from streamplane.platform.supervisor.source import Source
 from streamplane.platform.supervisor.tasks import Task
-from streamplane.platform.supervisor.training_host import TrainingHost
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +49,9 @@ class _QuietServer(uvicorn.Server):
 class Supervisor:
     """One supervisor process: build with settings, then `await run()`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, extensions: Sequence[SupervisorExtension] = ()) -> None:
         self.settings = settings
+        self.extensions = tuple(extensions)
         self.stop = asyncio.Event()
         self.grpc_port: int | None = None
         self.http_port: int | None = None
@@ -120,8 +121,8 @@ class Supervisor:
         await server.start()
         await set_serving(health_servicer, True)
         self._serving = True
-        self.training = TrainingHost(s)
-        self.training.start()
+        for extension in self.extensions:
+            extension.start()
         http = self._http_server()
         http_task = asyncio.create_task(http.serve())
         while not http.started:
@@ -139,7 +140,7 @@ class Supervisor:
         self.stop.set()
         await source_task  # re-raises a consumer failure
         await self._drain()
-        await asyncio.get_running_loop().run_in_executor(None, self.training.stop)
+        await asyncio.get_running_loop().run_in_executor(None, self._stop_extensions)
         await self.source.close()
         self._serving = False
         await set_serving(health_servicer, False)
@@ -178,6 +179,10 @@ class Supervisor:
             "drained",
             extra={"inflight_left": self.dispatcher.inflight_tasks(), "dlq_left": left},
         )
+
+    def _stop_extensions(self) -> None:
+        for extension in self.extensions:
+            extension.stop(timeout=self.settings.process.drain_timeout_s)
 
     # -- callbacks ----------------------------------------------------------------------
     def _dead_lettered(self, task: Task) -> None:
@@ -230,7 +235,11 @@ class Supervisor:
             return "consumer holds no partition assignment yet"
         if self.dispatcher.draining:
             return "draining"
-        return self.training.problem()
+        for extension in self.extensions:
+            problem = extension.problem()
+            if problem is not None:
+                return f"{extension.name}: {problem}"
+        return None
 
     def status(self) -> dict[str, Any]:
         """A JSON-able snapshot for /v1/status."""
@@ -278,7 +287,10 @@ class Supervisor:
     def _http_server(self) -> _QuietServer:
         host, port = parse_listen(self.settings.supervisor.supervisor_http_listen)
         app = create_app(self.dispatcher, self.readiness, self.status)
-        app.include_router(self.training.router())
+        for extension in self.extensions:
+            router = extension.router()
+            if router is not None:
+                app.include_router(router)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
         return _QuietServer(config)
 
@@ -298,6 +310,6 @@ def _loggable(settings: Settings) -> str:
     return ",".join(f"{k}={v}" for k, v in shown.items() if v is not None)
 
 
-def run_supervisor(settings: Settings) -> int:
-    """Entry point for `streamplane supervisor`."""
-    return asyncio.run(Supervisor(settings).run())
+def run_supervisor(settings: Settings, extensions: Sequence[SupervisorExtension] = ()) -> int:
+    """Entry point for `streamplane supervisor`, with the applications it hosts."""
+    return asyncio.run(Supervisor(settings, extensions).run())

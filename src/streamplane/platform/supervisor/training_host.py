@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 class TrainingHost:
     """Builds the training router; starts and stops the monitor and the buffer."""
 
+    name = "rl"
+
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._training = settings.rl
@@ -67,5 +69,5 @@ class TrainingHost:
     def problem(self) -> str | None:
         """Why the buffer is not healthy, or None."""
         if self._buffer is not None and self._buffer.error is not None:
-            return f"rl buffer failed: {self._buffer.error}"
+            return f"buffer failed: {self._buffer.error}"
         return None
