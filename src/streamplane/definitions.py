@@ -13,6 +13,7 @@ from __future__ import annotations
 from dagster import DefaultScheduleStatus, Definitions, ScheduleDefinition
 
 from streamplane.assets import (
+    feature_backfill,
     feature_events_dlq_rate,
     feature_snapshot,
     feature_snapshot_no_nulls,
@@ -52,7 +53,7 @@ def build_definitions() -> Definitions:
         description="Materializes feature_snapshot and runs its checks.",
     )
     return Definitions(
-        assets=[*specs, feature_snapshot, *RL_ASSETS],
+        assets=[*specs, feature_snapshot, feature_backfill, *RL_ASSETS],
         asset_checks=[feature_snapshot_no_nulls, feature_events_dlq_rate, *RL_ASSET_CHECKS],
         jobs=[supervisor_job, worker_job, gpu_worker_job, feature_snapshot_job, *RL_JOBS],
         sensors=[

@@ -55,6 +55,7 @@ def test_definitions_hold_everything() -> None:
     graph = defs.resolve_asset_graph()
     assert graph.get(AssetKey("feature_events")).parent_keys == {AssetKey("raw_events")}
     assert graph.get(AssetKey("feature_snapshot")).parent_keys == {AssetKey("feature_events")}
+    assert graph.get(AssetKey("feature_backfill")).parent_keys == {AssetKey("raw_events")}
     assert not graph.get(AssetKey("raw_events")).is_materializable
 
 
