@@ -1,12 +1,23 @@
-"""Micro-benchmark of the feature transform: rows/s by batch size, serialization included.
+"""Feature benchmark: polars against cuDF, rows/s by batch size, for both feature sets.
 
-    .venv/bin/python scripts/bench_features.py [--engine polars] [--sizes 100 500 2000]
+    .venv/bin/python scripts/bench_features.py [--sizes 1000 10000 100000 1000000 10000000]
+        [--engines polars cudf] [--sets streaming window] [--min-seconds 1] [--max-call-s 60]
 
-Each batch holds demo events with ~3% bad records (a third broken JSON, a third a string
-`value`, a third a missing `user_id`), the rate the acceptance target names. Throughput
-counts input records per second of wall time and of process CPU time (CPU time is the
-steadier figure on a shared machine). One JSON line per batch size, plus a stage
-breakdown (parse and validate / polars features / output encoding) for the polars engine.
+Prints one JSON line: for each feature set and batch size, rows/s (wall time, median of
+the rounds) of each engine on this machine, and cuDF/polars. Where cuDF cannot run, the
+line says why ("cudf": "unavailable: ...") and holds polars figures only.
+
+- ``streaming``: JSON record values (demo events, ~3% bad) to JSON feature rows, what a
+  worker does per task (`FeatureEngine.transform`).
+- ``window``: an Arrow table of events to the window features (per-user and per-user
+  hour/day aggregates joined back), what `feature_backfill` does per batch
+  (`WindowEngine.compute`); 100k distinct users, ~5% null and ~1% NaN values.
+
+A size whose call would take longer than ``--max-call-s`` (estimated from the previous
+size) is skipped and marked so, which keeps a run on a shared GPU inside its budget.
+``--stages`` adds the polars engine's stage breakdown at streaming sizes up to 10k.
+
+Per-batch measurements of the streaming transform made while it was designed follow.
 
 Measurements (2-core CI-like VM, Python 3.11, polars 2.1.0, orjson 3.13; other jobs were
 running, so figures moved by +-15% between runs; CPU-time rows/s at batch 100 / 500 / 2000):
@@ -42,15 +53,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import random
+import shutil
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
+import numpy as np
 import orjson
+import polars as pl
+import pyarrow as pa
 
-from streamplane.platform.features import FeatureEngine, get_engine
+from streamplane.platform.features import (
+    EngineUnavailable,
+    FeatureEngine,
+    WindowEngine,
+    load_engine,
+    load_window_engine,
+)
 from streamplane.platform.features.polars_engine import (
     COMPUTED_COLUMNS,
     compute_features,
@@ -131,27 +156,148 @@ def polars_stages(values: Sequence[bytes], timestamps: Sequence[int]) -> dict[st
     }
 
 
+def fast_values(size: int, seed: int, template_above: int = 100_000) -> list[bytes]:
+    """Demo events like `demo_values`; above `template_above` from a template (10M in s)."""
+    if size <= template_above:
+        return demo_values(size, seed)
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, 100_000, size)
+    kinds = rng.integers(0, 4, size)
+    values = np.round(rng.uniform(-50, 500, size), 2)
+    stamps = 1_700_000_000_000 + rng.integers(0, 10**10, size)
+    bad = rng.random(size) < BAD_FRACTION
+    types = ("view", "click", "purchase", "signup")
+    template = (
+        '{"event_id":"e-%d","tenant":"acme","user_id":"u-%d","event_type":"%s","value":%r,"ts":%d}'
+    )
+    out = []
+    for i, (u, k, v, t, b) in enumerate(
+        zip(
+            users.tolist(),
+            kinds.tolist(),
+            values.tolist(),
+            stamps.tolist(),
+            bad.tolist(),
+            strict=True,
+        )
+    ):
+        out.append(b"{broken" if b else (template % (i, u, types[k], v, t)).encode())
+    return out
+
+
+def window_table(size: int, seed: int) -> pa.Table:
+    """Events as an Arrow table: 100k users, four event types, some null and NaN values."""
+    rng = np.random.default_rng(seed)
+    users = pa.array([f"u-{i}" for i in range(min(size, 100_000))], pa.string())
+    kinds = pa.array(["view", "click", "purchase", "signup"], pa.string())
+    value = rng.uniform(-1e6, 1e6, size)
+    value[rng.random(size) < 0.01] = np.nan
+    nulls = rng.random(size) < 0.05
+    return pa.table(
+        {
+            "user_id": users.take(pa.array(rng.integers(0, len(users), size))),
+            "event_type": kinds.take(pa.array(rng.integers(0, 4, size))),
+            "value": pa.array(value, pa.float64(), mask=nulls),
+            "ts": pa.array(1_700_000_000_000 + rng.integers(0, 10**10, size), pa.int64()),
+        }
+    )
+
+
+def rounds(call: Callable[[], object], min_seconds: float, warm_up: bool) -> tuple[float, int]:
+    """Median wall seconds per call over rounds (at least one, at most five)."""
+    if warm_up:
+        call()  # polars and cuDF compile and cache kernels on first use
+    times: list[float] = []
+    started = time.perf_counter()
+    while not times or (len(times) < 5 and time.perf_counter() - started < min_seconds):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), len(times)
+
+
+def machine() -> dict[str, Any]:
+    gpu = None
+    if shutil.which("nvidia-smi"):
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False)
+        gpu = listed.stdout.strip().splitlines()[0] if listed.stdout.strip() else None
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "gpu": gpu}
+
+
+def load_engines(
+    names: Sequence[str],
+) -> tuple[dict[str, tuple[FeatureEngine, WindowEngine]], dict[str, str]]:
+    engines: dict[str, tuple[FeatureEngine, WindowEngine]] = {}
+    versions: dict[str, str] = {}
+    for name in names:
+        try:
+            engines[name] = (load_engine(name), load_window_engine(name))
+        except EngineUnavailable as exc:
+            versions[name] = f"unavailable: {exc.missing}"
+            continue
+        module = pl if name == "polars" else __import__(name)
+        versions[name] = str(getattr(module, "__version__", "?"))
+    return engines, versions
+
+
+def bench_set(
+    feature_set: str,
+    sizes: Sequence[int],
+    engines: dict[str, tuple[FeatureEngine, WindowEngine]],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    last_call_s: dict[str, float] = {}
+    previous = 0
+    for size in sizes:
+        entry: dict[str, Any] = {}
+        if feature_set == "streaming":
+            values = fast_values(size, seed=size)
+            timestamps = [1_700_000_000_000 + i for i in range(size)]
+            data_calls = {
+                n: partial(e[0].transform, values, timestamps) for n, e in engines.items()
+            }
+        else:
+            table = window_table(size, seed=size)
+            data_calls = {n: partial(e[1].compute, table) for n, e in engines.items()}
+        for name, call in data_calls.items():
+            estimate = last_call_s.get(name, 0.0) * size / previous if previous else 0.0
+            if estimate > args.max_call_s:
+                entry[name] = f"skipped: about {estimate:.0f} s a call, over --max-call-s"
+                continue
+            seconds, count = rounds(call, args.min_seconds, warm_up=size <= 1_000_000)
+            last_call_s[name] = seconds
+            entry[name] = round(size / seconds)
+            entry[f"{name}_rounds"] = count
+        if isinstance(entry.get("polars"), int) and isinstance(entry.get("cudf"), int):
+            entry["cudf_over_polars"] = round(entry["cudf"] / entry["polars"], 2)
+        if args.stages and feature_set == "streaming" and size <= 10_000:
+            entry["polars_stages_ms_cpu"] = polars_stages(values, timestamps)
+        figures[str(size)] = entry
+        previous = size
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", default="polars")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 500, 2000])
-    parser.add_argument("--seconds", type=float, default=2.0, help="minimum time per size")
-    parser.add_argument("--stages", action="store_true", help="also time each polars stage")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000, 10_000_000]
+    )
+    parser.add_argument("--engines", nargs="+", default=["polars", "cudf"])
+    parser.add_argument(
+        "--sets", nargs="+", choices=["streaming", "window"], default=["streaming", "window"]
+    )
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="time per size and engine")
+    parser.add_argument(
+        "--max-call-s", type=float, default=60.0, help="skip sizes slower than this"
+    )
+    parser.add_argument("--stages", action="store_true", help="polars stage breakdown too")
     args = parser.parse_args()
-    engine: FeatureEngine = get_engine(args.engine)
-    for size in args.sizes:
-        values = demo_values(size, seed=size)
-        timestamps = [1_700_000_000_000 + i for i in range(size)]
-        result = engine.transform(values, timestamps)
-        line: dict[str, object] = {
-            "engine": engine.name,
-            "batch": size,
-            "bad": len(result.errors),
-            **measure(partial(engine.transform, values, timestamps), size, args.seconds),
-        }
-        if args.stages and engine.name == "polars":
-            line["stages_ms_cpu"] = polars_stages(values, timestamps)
-        print(json.dumps(line), flush=True)
+    engines, versions = load_engines(args.engines)
+    line: dict[str, Any] = {"bench": "features", "machine": machine(), "engines": versions}
+    for feature_set in args.sets:
+        line[feature_set] = bench_set(feature_set, args.sizes, engines, args)
+    print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":
