@@ -115,6 +115,9 @@ class SupervisorSettings(Section):
     lease_timeout_s: float = Field(60.0, gt=0, description="A task not acked by then is requeued")
     retry_backoff_ms: float = Field(200.0, ge=0, description="First RETRY backoff (doubles)")
     commit_interval_ms: float = Field(500.0, gt=0, description="Offset commit cadence")
+    supervisor_ready_file: Path | None = Field(
+        None, description="File the supervisor writes its ports and pid to (JSON) once ready"
+    )
 
     @field_validator("supervisor_listen", "supervisor_http_listen")
     @classmethod

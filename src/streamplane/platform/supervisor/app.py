@@ -132,7 +132,9 @@ class Supervisor:
             await asyncio.sleep(0.01)
         self.http_port = http.servers[0].sockets[0].getsockname()[1]
         self._install_signals()
-        print(f"supervisor ready grpc={self.grpc_port} http={self.http_port}", flush=True)
+        from streamplane.platform.supervisor.readiness import announce
+
+        announce(s.supervisor.supervisor_ready_file, self.grpc_port, self.http_port)
         logger.info("supervisor started", extra={"settings": _loggable(s)})
         source_task = asyncio.create_task(self.source.run(self.stop))
         stop_task = asyncio.create_task(self.stop.wait())
