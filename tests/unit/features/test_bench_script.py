@@ -6,10 +6,12 @@ import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 from types import ModuleType
 
 from streamplane.platform.features.schema import parse_events
-from tests.support.procs import REPO_ROOT
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 SCRIPT = REPO_ROOT / "scripts" / "bench_features.py"
 

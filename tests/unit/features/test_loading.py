@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,10 +18,10 @@ from streamplane.platform.features import (
 )
 from streamplane.platform.features.polars_engine import PolarsEngine
 from streamplane.platform.features.window_polars import PolarsWindowEngine
-from tests.support.procs import REPO_ROOT, processes
 
 from .fake_gpu import BROKEN_CUDF, NO_DEVICE, fake_gpu_installed, write_fake_gpu
 
+REPO_ROOT = Path(__file__).resolve().parents[3]
 CUDF_INSTALLED = importlib.util.find_spec("cudf") is not None
 needs_no_cudf = pytest.mark.skipif(CUDF_INSTALLED, reason="cudf is installed here")
 
@@ -107,9 +109,22 @@ def worker_env(**extra: str) -> dict[str, str]:
 
 
 def run_worker(tmp_path: Path, env: dict[str, str]) -> tuple[int | None, str, str]:
-    with processes(tmp_path / "logs") as group:
-        proc = group.run("worker", ["worker"], env, timeout=60)
-    return proc.returncode, proc.stdout(), proc.stderr()
+    """`streamplane worker` in a clean environment: no settings variable leaks in."""
+    inherited = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("KAFKA_", "WORKER_", "SUPERVISOR_", "MESH_", "RL_"))
+    }
+    inherited["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)])
+    done = subprocess.run(
+        [sys.executable, "-m", "streamplane.cli", "worker"],
+        env={**inherited, **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done.returncode, done.stdout, done.stderr
 
 
 def error_lines(stderr: str) -> list[str]:
