@@ -8,7 +8,7 @@
 #   scripts/gpu/run-on-device.sh dry-run   # here, on CPU: no install, polars only, tiny sizes
 #
 # Wheels: on a machine with PyPI, from the repo root,
-#   ../shared/gpu/prepare-wheels.sh polars==2.1.0 polars-runtime-32==2.1.0 orjson==3.11.4 msgspec==0.19.0
+#   ../shared/gpu/prepare-wheels.sh polars==2.1.0 polars-runtime-32==2.1.0 orjson==3.13.0 msgspec==0.23.0
 # writes .gpu/p00, p01, ... (58 MiB each; one travels per device call, with `carry`).
 # Everything else the tests and the benchmark import is on the GPU machine already
 # (numpy, pyarrow, cupy-cuda13x, numba-cuda, pytest, pytest-timeout, hypothesis).
