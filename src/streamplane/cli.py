@@ -101,9 +101,9 @@ def supervisor(**values: Any) -> None:
     """Consume INPUT_TOPIC and dispatch tasks to workers by credit."""
     settings = load_settings(**values)
     from streamplane.platform.supervisor.app import run_supervisor
-    from streamplane.platform.supervisor.training_host import TrainingHost
+    from streamplane.rl.host import RLExtension
 
-    sys.exit(run_supervisor(settings, [TrainingHost(settings)]))
+    sys.exit(run_supervisor(settings, [RLExtension(settings)]))
 
 
 @cli.command()
@@ -164,7 +164,7 @@ def produce(**values: Any) -> None:
 def _produce_rollouts(settings: Settings, count: int, skill: str, seed: int) -> None:
     from pydantic import ValidationError
 
-    from streamplane.platform.training.produce import produce_rollouts
+    from streamplane.rl.produce import produce_rollouts
 
     try:
         written = produce_rollouts(settings, count, skill, seed=seed)
@@ -180,7 +180,7 @@ def _produce_rollouts(settings: Settings, count: int, skill: str, seed: int) -> 
 def rl_buffer(**values: Any) -> None:
     """Consume RL_RESULTS_TOPIC into Parquet shards in RL_BUFFER_DIR (the replay buffer)."""
     settings = load_settings(**values)
-    from streamplane.platform.training.buffer_service import run_rl_buffer
+    from streamplane.rl.buffer.service import run_rl_buffer
 
     sys.exit(run_rl_buffer(settings))
 

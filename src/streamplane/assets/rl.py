@@ -10,7 +10,7 @@
   the random policy on the same seeds; the check ``rl_policy_beats_random`` passes when
   the policy's mean return is higher.
 
-Everything runs through :mod:`streamplane.platform.training`; :class:`RLResource` holds
+Everything runs through :mod:`streamplane.rl`; :class:`RLResource` holds
 the knobs. Export lists (``RL_ASSETS``, ``RL_ASSET_CHECKS``, ``RL_JOBS``) are merged into
 the Definitions, with :func:`rl_resources_from_environment` for the ``rl`` resource.
 """
@@ -41,13 +41,14 @@ from dagster import (
 from pydantic import Field
 
 from streamplane.config import RLSettings, load_settings
-from streamplane.platform.training.checkpoints import ALL_SKILLS, Checkpoint, CheckpointStore
-from streamplane.platform.training.exceptions import CheckpointError
-from streamplane.platform.training.manifest import read_manifest
-from streamplane.platform.training.runs import TrainingService
-from streamplane.platform.training.schema import Hyperparameters, Resources, TrainingRequest
-from streamplane.platform.training.slurm import JobInfo, JobState, SlurmClient
 from streamplane.resources import StreamplaneResource
+from streamplane.rl.buffer.manifest import read_manifest
+from streamplane.rl.checkpoints import ALL_SKILLS, Checkpoint, CheckpointStore
+from streamplane.rl.exceptions import CheckpointError
+from streamplane.rl.slurm.client import SlurmClient
+from streamplane.rl.slurm.jobs import JobInfo, JobState
+from streamplane.rl.slurm.runs import TrainingService
+from streamplane.rl.slurm.schema import Hyperparameters, Resources, TrainingRequest
 
 __all__ = [
     "GROUP",
@@ -341,8 +342,8 @@ def rl_policy_evaluation(
     context: AssetExecutionContext, config: EvaluationConfig, rl: RLResource
 ) -> MaterializeResult[Any]:
     """Play the evaluation episodes."""
-    from streamplane.platform.training.policy import RandomPolicy
-    from streamplane.platform.training.rollouts import env_shape, evaluate, make_env
+    from streamplane.rl.envs.rollouts import env_shape, evaluate, make_env
+    from streamplane.rl.policy import RandomPolicy
 
     training = rl.training_settings()
     checkpoint = _policy_to_evaluate(context, config, CheckpointStore(training.policy_dir))
@@ -414,7 +415,7 @@ def write_rollout_requests(
     context: OpExecutionContext, config: RolloutConfig, streamplane: StreamplaneResource
 ) -> int:
     """Produce the requests; the workers play them with the newest checkpoint."""
-    from streamplane.platform.training.produce import produce_rollouts
+    from streamplane.rl.produce import produce_rollouts
 
     started = time.monotonic()
     written = produce_rollouts(

@@ -27,8 +27,8 @@ from dagster import (
 )
 
 from streamplane.assets.rl import RLResource, rl_rollout_job, rl_training_job
-from streamplane.platform.training.exceptions import ReplayBufferError
-from streamplane.platform.training.manifest import read_manifest
+from streamplane.rl.buffer.manifest import read_manifest
+from streamplane.rl.exceptions import ReplayBufferError
 
 __all__ = ["RL_SCHEDULES", "RL_SENSORS", "rl_buffer_sensor", "rl_rollout_schedule"]
 

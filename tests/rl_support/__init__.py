@@ -1,0 +1,1 @@
+"""Helpers and fixtures shared by the RL tests (unit, integration, end to end)."""
