@@ -13,7 +13,8 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Protocol
 
 from streamplane.config import Settings
 from streamplane.exceptions import ConfigError
@@ -79,32 +80,64 @@ class Processor(ABC):
 
 
 ProcessorFactory = Callable[[Settings], Processor]
+RouteFactory = Callable[[Settings, Processor], Processor]
+"""Takes the processor chosen so far; returns it, or one that takes a share of its records."""
+
+#: Entry-point group of named processors: ``name = "module:factory"``, a ProcessorFactory.
+PROCESSORS_GROUP = "streamplane.processors"
+#: Entry-point group of routes: ``name = "module:factory"``, a RouteFactory. Each route
+#: wraps a named processor (applied in name order) and may hand some records to another
+#: processor, as the RL env runner takes the rollout requests (``rl.rollout`` records).
+ROUTES_GROUP = "streamplane.routes"
+_VARIABLE = "WORKER_PROCESSOR"
+
+
+def registered_processors() -> list[str]:
+    """The names WORKER_PROCESSOR may take (besides ``module:factory``), sorted."""
+    return sorted({ep.name for ep in entry_points(group=PROCESSORS_GROUP)})
 
 
 def load_processor(spec: str, settings: Settings) -> Processor:
-    """`features` (the default) or `package.module:factory`, a callable taking Settings."""
-    if spec == "features":
-        from streamplane.platform.worker.features_processor import FeaturesProcessor
+    """The processor WORKER_PROCESSOR names; raises ConfigError if it cannot be built.
 
-        features = FeaturesProcessor(settings)
-        if not settings.rl.rl_results_topic:
-            return features
-        # With RL enabled the worker is also the seed's env runner: rollout requests in
-        # the same stream go to Gymnasium, everything else to the feature transform.
-        from streamplane.platform.training.env_runner import RolloutProcessor, is_rollout
-        from streamplane.platform.worker.routing import RoutingProcessor
-
-        return RoutingProcessor(features, RolloutProcessor(settings), is_rollout)
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
+    ``spec`` is a name registered in the ``streamplane.processors`` entry-point group
+    (``features``, the default, is the plane's own), wrapped by every registered route, or
+    ``package.module:factory``: a callable taking Settings, used as it is.
+    """
+    if ":" in spec:
+        return _checked(_import_factory(spec)(settings), spec)
+    found = {ep.name: ep for ep in entry_points(group=PROCESSORS_GROUP)}
+    if spec not in found:
+        names = ", ".join(sorted(found)) or "none"
         raise ConfigError(
-            "WORKER_PROCESSOR", f"expected 'features' or 'module:factory', got {spec!r}"
+            _VARIABLE, f"unknown processor {spec!r}; registered: {names}; or module:factory"
+        )
+    processor = _checked(_load(found[spec], spec)(settings), spec)
+    for route in sorted(entry_points(group=ROUTES_GROUP), key=lambda ep: ep.name):
+        processor = _checked(_load(route, route.value)(settings, processor), route.value)
+    return processor
+
+
+def _import_factory(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(
+            _VARIABLE, f"expected a registered name or 'module:factory', got {spec!r}"
         )
     try:
-        factory = getattr(importlib.import_module(module_name), attr)
+        return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise ConfigError("WORKER_PROCESSOR", f"cannot load {spec!r}: {exc}") from exc
-    processor = factory(settings)
+        raise ConfigError(_VARIABLE, f"cannot load {spec!r}: {exc}") from exc
+
+
+def _load(entry_point: EntryPoint, what: str) -> Any:
+    try:
+        return entry_point.load()
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(_VARIABLE, f"cannot load {what!r}: {exc}") from exc
+
+
+def _checked(processor: object, spec: str) -> Processor:
     if not isinstance(processor, Processor):
-        raise ConfigError("WORKER_PROCESSOR", f"{spec!r} did not return a Processor")
+        raise ConfigError(_VARIABLE, f"{spec!r} did not return a Processor")
     return processor
