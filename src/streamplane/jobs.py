@@ -17,12 +17,9 @@ The ``dagster-k8s/config`` tags size each job's pod; the GPU worker requests one
 ``nvidia.com/gpu``.
 """
 
-import ctypes
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -40,6 +37,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from streamplane import processes
 from streamplane.config import FaceSettings, WorkerSettings, field_like
 from streamplane.resources import StreamplaneResource
 
@@ -74,8 +72,6 @@ POLL_INTERVAL_S = 0.5
 # After the drain timeout, this much more for the final commit and exit before SIGKILL.
 STOP_MARGIN_S = 15.0
 
-_PR_SET_PDEATHSIG = 1
-
 
 class SupervisorConfig(Config):
     """Run config of ``supervisor_job``."""
@@ -108,22 +104,12 @@ class GpuWorkerConfig(WorkerConfig):
 # ------------------------------------------------------------------------ child process
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    """Ask Linux to SIGTERM this child when its parent dies (so it drains, not lingers)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def _spawn(command: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``streamplane <command>``; its output goes to the run's captured logs."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "streamplane.cli", command],
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        # Only a prctl call runs between fork and exec: no locks, so threads are no risk.
-        preexec_fn=_die_with_parent,
-    )
+    """Start ``streamplane <command>``; its output goes to the run's captured logs.
+
+    The child gets SIGTERM from the kernel when the op's process dies (so it drains).
+    """
+    return processes.spawn(processes.streamplane_argv(command), env=env, die_with_parent=True)
 
 
 def _watch(
@@ -137,10 +123,9 @@ def _watch(
         if clock() >= next_beat:
             heartbeat()
             next_beat = clock() + HEARTBEAT_INTERVAL_S
-        try:
-            return proc.wait(timeout=POLL_INTERVAL_S)
-        except subprocess.TimeoutExpired:
-            continue
+        status = processes.wait_for(proc, POLL_INTERVAL_S)
+        if status is not None:
+            return status
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout_s: float) -> int:
@@ -149,17 +134,7 @@ def _stop(proc: subprocess.Popen[bytes], timeout_s: float) -> int:
     Further interrupts (a second terminate, SIGTERM to the run worker) do not cut the
     drain short: they are absorbed until the child exits or the timeout passes.
     """
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
-        except DagsterExecutionInterruptedError:
-            continue
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait()
+    return processes.stop(proc, timeout_s, absorb=(DagsterExecutionInterruptedError,))
 
 
 def run_process(
@@ -185,9 +160,7 @@ def run_process(
         context.log.info(f"streamplane {command} drained and exited with status {status}")
         raise
     finally:
-        if proc.poll() is None:  # any other error: never leave the child behind
-            proc.kill()
-            proc.wait()
+        processes.kill(proc)  # any other error: never leave the child behind
     if status != 0:
         raise Failure(
             description=f"streamplane {command} (pid {proc.pid}) exited with status {status}",
