@@ -20,7 +20,7 @@ $(BUF): package.json
 	@touch $@
 
 kafka-jars: venv
-	$(PY) -c "from streamplane.platform.kafka.broker import ensure_jars; print('kafka jars:', ensure_jars())"
+	$(PY) -c "from streamplane.dev.broker import ensure_jars; print('kafka jars:', ensure_jars())"
 
 ## streaming-proto: generate the Python stubs from proto/ and lint the contracts
 streaming-proto: venv $(BUF)
@@ -40,7 +40,7 @@ typecheck: venv
 ## run: the product through Dagster: Kafka, the Dagster UI on http://127.0.0.1:3000 with
 ## the sensors that start the supervisor and worker runs, and a demo producer; Ctrl-C stops it
 run: venv kafka-jars
-	$(PY) -m streamplane.dagster_dev
+	$(PY) -m streamplane.dev.dagster_dev
 
 unit: venv
 	$(BIN)/pytest tests/unit -q

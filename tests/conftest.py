@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streamplane.platform.kafka.broker import EmbeddedBroker
+from streamplane.dev.broker import EmbeddedBroker
 from streamplane.platform.kafka.exceptions import BrokerToolMissing
 from tests.support.topics import FreshTopics, fresh_topic_names
 

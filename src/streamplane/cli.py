@@ -86,7 +86,7 @@ def cli(log_level: str | None) -> None:
 def broker(**values: Any) -> None:
     """Run a single-node Apache Kafka (KRaft) for development and tests."""
     settings = load_settings(**values).broker
-    from streamplane.platform.kafka.broker import run_broker
+    from streamplane.dev.broker import run_broker
 
     sys.exit(run_broker(settings.broker_data_dir, settings.broker_port))
 
@@ -143,7 +143,7 @@ def produce(**values: Any) -> None:
     """Write demo events (JSON, ~200 bytes), or RL rollout requests, to INPUT_TOPIC."""
     from confluent_kafka import Producer
 
-    from streamplane.platform.demo_events import events, produce_events
+    from streamplane.dev.demo_events import events, produce_events
     from streamplane.platform.kafka.admin import ensure_topics
 
     settings = load_settings(**values)
@@ -191,7 +191,7 @@ def dev(**values: Any) -> None:
     """Broker, supervisor, workers and a producer as one process tree (Ctrl-C stops all)."""
     settings = load_settings(**values)
     d = settings.dev
-    from streamplane.platform.devstack import run_dev
+    from streamplane.dev.devstack import run_dev
 
     sys.exit(
         run_dev(
@@ -210,7 +210,7 @@ def bench(**values: Any) -> None:
     """Measure passthrough vs pipeline throughput and latency; print one JSON line."""
     settings = load_settings(**values)
     b = settings.bench
-    from streamplane.platform.bench import run_bench
+    from streamplane.dev.bench import run_bench
 
     kafka_values = {k: v for k, v in values.items() if k in KafkaSettings.model_fields}
     sys.exit(
@@ -223,7 +223,7 @@ def bench(**values: Any) -> None:
 def _add_dagster_dev() -> None:
     # The Dagster face's `make run` entry, kept in its own module: the runtime commands
     # above never import Dagster.
-    from streamplane.dagster_dev import dagster_dev
+    from streamplane.dev.dagster_dev import dagster_dev
 
     cli.add_command(dagster_dev)
 

@@ -4,7 +4,7 @@ topic, and the skip-or-fail rule for services a machine may lack.
 The stack runs ``dagster-webserver`` and ``dagster-daemon run`` as two processes, each in
 a session of its own (so that teardown can stop the run workers they start, and those
 drain their supervisor and worker processes), on the repository's ``workspace.yaml`` and
-a SQLite instance whose ``dagster.yaml`` is written by ``streamplane.dagster_dev`` (the
+a SQLite instance whose ``dagster.yaml`` is written by ``streamplane.dev.dagster_dev`` (the
 same run queue limits ``make run`` uses).
 """
 
@@ -26,7 +26,7 @@ import pytest
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from streamplane.config import FaceSettings
-from streamplane.dagster_dev import initialize_instance, stop_process_group, write_instance
+from streamplane.dev.dagster_dev import initialize_instance, stop_process_group, write_instance
 from streamplane.platform.kafka import admin
 from tests.support.deadline import wait_until
 from tests.support.procs import REPO_ROOT, Processes, Stack, base_env, free_port, produce_demo

@@ -1,7 +1,6 @@
-"""Kafka for streamplane: the embedded development broker and admin/lag helpers.
+"""Kafka for streamplane: admin and lag helpers that work against any cluster.
 
-The embedded broker is a real single-node Apache Kafka (KRaft) run from jars that Maven
-fetches through ``pom.xml`` beside this file; the admin helpers work against any cluster.
+The embedded development broker lives in :mod:`streamplane.dev.broker`.
 """
 
 from streamplane.platform.kafka.admin import (
@@ -11,7 +10,6 @@ from streamplane.platform.kafka.admin import (
     group_lag,
     topic_partitions,
 )
-from streamplane.platform.kafka.broker import EmbeddedBroker, ensure_jars, run_broker
 from streamplane.platform.kafka.exceptions import (
     BrokerError,
     BrokerStartError,
@@ -25,15 +23,12 @@ __all__ = [
     "BrokerError",
     "BrokerStartError",
     "BrokerToolMissing",
-    "EmbeddedBroker",
     "KafkaAdminError",
     "KafkaPlatformError",
     "KafkaUnavailable",
     "committed_offsets",
     "end_offsets",
-    "ensure_jars",
     "ensure_topics",
     "group_lag",
-    "run_broker",
     "topic_partitions",
 ]

@@ -16,7 +16,6 @@ settings the sensors read, so the run queue's tag concurrency limits always matc
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -30,9 +29,10 @@ from typing import Any
 import click
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from streamplane import processes
 from streamplane.config import FaceSettings, load_settings
+from streamplane.dev.broker import EmbeddedBroker, ensure_jars
 from streamplane.platform.kafka.admin import ensure_topics
-from streamplane.platform.kafka.broker import EmbeddedBroker, ensure_jars
 
 __all__ = [
     "dagster_dev",
@@ -185,28 +185,9 @@ def _start_dagster(
     env: dict[str, str], workspace: Path, port: int, log: Path
 ) -> subprocess.Popen[bytes]:
     """Start ``dagster dev`` in a new session (its own process group)."""
-    with log.open("ab") as handle:
-        return subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("dagster")),
-                "dev",
-                "-w",
-                str(workspace),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-            ],
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-
-def _ignore_sigint() -> None:  # pragma: no cover - runs in the forked child
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    argv = [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(workspace)]
+    argv += ["-h", "127.0.0.1", "-p", str(port)]
+    return processes.spawn(argv, env=env, output=log, append=True, own_session=True)
 
 
 def _start_producer(
@@ -214,35 +195,13 @@ def _start_producer(
 ) -> subprocess.Popen[bytes]:
     """Start the demo producer; it ignores the terminal's Ctrl-C and stops on SIGTERM."""
     args = ["produce", "--rate", str(rate), "--bad-fraction", str(bad_fraction)]
-    with log.open("ab") as handle:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streamplane.cli", *args],
-            env=dict(env),
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_ignore_sigint,
-        )
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a zombie leader's group still answers; treat as alive
-        return True
-    return True
-
-
-def _wait_group(pgid: int, timeout: float) -> bool:
-    """Wait until no process of group ``pgid`` is left; returns whether none is."""
-    deadline = time.monotonic() + timeout
-    while _group_alive(pgid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.2)
-    return True
+    return processes.spawn(
+        processes.streamplane_argv(*args),
+        env=dict(env),
+        output=log,
+        append=True,
+        ignore_sigint=True,
+    )
 
 
 def stop_process_group(
@@ -257,19 +216,7 @@ def stop_process_group(
     code servers) gets SIGTERM, so run workers interrupt their ops and the supervisor
     and worker processes drain; what outlives ``group_timeout`` is killed.
     """
-    pgid = proc.pid  # start_new_session: the leader's pid is the group id
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(leader_timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    if not _wait_group(pgid, group_timeout):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
+    processes.stop_session(proc, leader_timeout, group_timeout, leader_signal=signal.SIGINT)
 
 
 def _banner(bootstrap: str, port: int, http_port: int, logs: Path, home: Path) -> str:
@@ -296,7 +243,10 @@ def run_dagster_dev(
     """Run broker, ``dagster dev`` and the demo producer until interrupted.
 
     Returns the exit status: 0 after Ctrl-C/SIGTERM, 1 if a part died on its own.
+    ``data_dir`` may be relative: it is resolved against the working directory once,
+    here, and every path below it (broker, instance, logs) is absolute.
     """
+    data_dir = Path(data_dir).expanduser().absolute()
     face = load_settings().face
     data_dir.mkdir(parents=True, exist_ok=True)
     logs = data_dir / "logs"
@@ -351,16 +301,13 @@ def _supervise(
     status = 0
     try:
         while not stopping:
-            for name, child in (("dagster dev", dagster), ("producer", producer)):
-                if child.poll() is not None:
-                    print(f"{name} exited with {child.returncode}; stopping", flush=True)
-                    status, stopping = 1, True
+            dead = processes.first_exit({"dagster dev": dagster, "producer": producer})
+            if dead is not None:
+                print(f"{dead[0]} exited with {dead[1]}; stopping", flush=True)
+                status, stopping = 1, True
             time.sleep(0.5)
     finally:
-        if producer.poll() is None:
-            producer.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            producer.wait(10)
+        processes.stop(producer, 10)
         print("stopping: terminating runs (they drain), then Dagster, then Kafka", flush=True)
         cancel_active_runs(Path(env["DAGSTER_HOME"]))
         stop_process_group(dagster)
