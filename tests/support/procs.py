@@ -1,351 +1,46 @@
-"""Real streamplane processes for end-to-end tests: start, wait, signal, always clean up.
+"""The shared process fleet (:mod:`streamplane.testing.procs`), with this repo on PYTHONPATH.
 
-Every process is `[sys.executable, "-m", "streamplane.cli", ...]` with an explicit
-environment (settings variables inherited from the test runner's shell are dropped, so
-a stray KAFKA_BROKERS cannot leak in) and its stdout/stderr in log files under the
-test's `tmp_path`. A `Processes` group owns them: whatever the test's outcome, it stops
-every process it started (SIGTERM, then SIGKILL after a grace period), and the e2e
-conftest attaches the tails of the logs to a failing test's report.
+Children of a test can load the test processors (``tests.support.processors``) because
+REPO_ROOT goes in front of their PYTHONPATH.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from streamplane.config import variables
-from streamplane.platform.kafka import admin
-from tests.support.deadline import wait_until
-from tests.support.topics import FreshTopics
+from streamplane.processes import free_port
+from streamplane.testing import procs as shared
+from streamplane.testing.procs import LOG_TAIL_CHARS, Proc, SupervisorProc
+from streamplane.testing.stack import Stack, produce_demo
+
+__all__ = [
+    "LOG_TAIL_CHARS",
+    "REPO_ROOT",
+    "Proc",
+    "Processes",
+    "Stack",
+    "SupervisorProc",
+    "base_env",
+    "free_port",
+    "processes",
+    "produce_demo",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-READY_LINE = re.compile(r"supervisor ready grpc=(\d+) http=(\d+)")
-
-# Variables that configure streamplane itself; never inherited from the outer shell.
-_SETTINGS_VARS = set(variables()) | {"SLOW_TASK_SECONDS"}
-
-# How much of each log a failing test's report shows.
-LOG_TAIL_CHARS = 6000
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (for a fixed listen address).
-
-    Prefer port 0 and the ready line where a process may pick its own port; use this
-    only where the port must stay the same across restarts.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def base_env(extra: Mapping[str, str | int | float]) -> dict[str, str]:
-    """The runner's environment without streamplane settings, plus `extra` as strings."""
-    env = {k: v for k, v in os.environ.items() if k.upper() not in _SETTINGS_VARS}
-    pythonpath = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = f"{REPO_ROOT}{os.pathsep}{pythonpath}" if pythonpath else str(REPO_ROOT)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
+    """The runner's environment without streamplane settings, plus `extra`, repo on the path."""
+    return shared.base_env(extra, pythonpath=[REPO_ROOT])
 
 
-@dataclass
-class Proc:
-    """One started streamplane process and its log files."""
+class Processes(shared.Processes):
+    """The shared fleet, with REPO_ROOT on its children's PYTHONPATH."""
 
-    name: str
-    args: list[str]
-    popen: subprocess.Popen[bytes]
-    stdout_path: Path
-    stderr_path: Path
-    env: dict[str, str] = field(repr=False)
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return self.popen.poll()
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stdout(self) -> str:
-        return self.stdout_path.read_text(errors="replace")
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def log(self) -> str:
-        """Stdout and stderr together (the structured log goes to stderr)."""
-        return self.stdout() + self.stderr()
-
-    def tail(self, chars: int = LOG_TAIL_CHARS) -> str:
-        out, err = self.stdout()[-chars:], self.stderr()[-chars:]
-        return (
-            f"--- {self.name} (pid {self.pid}, rc {self.returncode}) {self.stderr_path.parent}\n"
-            f"[stdout]\n{out}\n[stderr]\n{err}"
-        )
-
-    def kill(self, timeout: float = 10) -> int:
-        """SIGKILL and reap; returns the exit status (-9 when it was still running)."""
-        if self.alive():
-            self.popen.send_signal(signal.SIGKILL)
-        return self.popen.wait(timeout)
-
-    def terminate(self, timeout: float = 60) -> int:
-        """SIGTERM and wait for exit; fails (after a SIGKILL) if it takes over `timeout`."""
-        if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(10)
-            raise AssertionError(
-                f"{self.name} did not exit within {timeout:g} s of SIGTERM\n{self.tail()}"
-            ) from None
-
-    def wait_exit(self, timeout: float) -> int:
-        """Wait for the process to exit on its own; returns its status."""
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"{self.name} still running after {timeout:g} s\n{self.tail()}"
-            ) from None
-
-    def wait_log(self, needle: str, timeout: float = 30) -> None:
-        """Wait until `needle` appears in the process's stdout or stderr."""
-        wait_until(
-            lambda: needle in self.log(),
-            timeout,
-            interval=0.05,
-            message=lambda: f"{self.name} never logged {needle!r}\n{self.tail()}",
-        )
-
-
-@dataclass
-class SupervisorProc(Proc):
-    """A supervisor, with the ports from its ready line and HTTP helpers."""
-
-    grpc_port: int = 0
-    http_port: int = 0
-
-    @property
-    def grpc_addr(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    def get(self, path: str, timeout: float = 5) -> tuple[int, bytes]:
-        """GET `path` from the supervisor's HTTP server; returns (status, body)."""
-        url = f"http://127.0.0.1:{self.http_port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                return int(response.status), response.read()
-        except urllib.error.HTTPError as exc:
-            return int(exc.code), exc.read()
-
-    def get_json(self, path: str, timeout: float = 5) -> tuple[int, Any]:
-        """GET `path` and decode its JSON body."""
-        code, body = self.get(path, timeout)
-        return code, json.loads(body)
-
-    def post_json(
-        self, path: str, payload: Any, headers: Mapping[str, str] | None = None, timeout: float = 10
-    ) -> tuple[int, Any]:
-        """POST `payload` as JSON to `path`; returns (status, decoded JSON body)."""
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.http_port}{path}",
-            data=json.dumps(payload).encode(),
-            headers={"Content-Type": "application/json", **(headers or {})},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return int(response.status), json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return int(exc.code), json.loads(exc.read())
-
-    def status(self) -> dict[str, Any]:
-        """The /v1/status snapshot."""
-        code, body = self.get("/v1/status")
-        assert code == 200, f"/v1/status answered {code}: {body[:500]!r}"
-        result: dict[str, Any] = json.loads(body)
-        return result
-
-    def committable(self) -> dict[int, int]:
-        """Committable offset per partition, from /v1/status."""
-        return {int(k.rpartition("/")[2]): int(v) for k, v in self.status()["committable"].items()}
-
-    def records_done(self) -> int:
-        """Records this supervisor has seen durably handled (output or dead-letter)."""
-        return int(self.status()["events"]["records_done"])
-
-    def metrics(self) -> str:
-        code, body = self.get("/metrics")
-        assert code == 200, f"/metrics answered {code}"
-        return body.decode()
-
-    def metric(self, name: str) -> float | None:
-        """Value of an unlabelled sample `name` in /metrics, or None if absent."""
-        match = re.search(rf"^{re.escape(name)} (\S+)$", self.metrics(), re.MULTILINE)
-        return float(match.group(1)) if match else None
-
-    def workers(self) -> list[dict[str, Any]]:
-        code, body = self.get("/v1/workers")
-        assert code == 200, f"/v1/workers answered {code}"
-        workers: list[dict[str, Any]] = json.loads(body)["workers"]
-        return workers
-
-    def is_ready(self) -> bool:
-        try:
-            code, _ = self.get("/readyz", timeout=2)
-        except OSError:
-            return False
-        return code == 200
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        """Wait until /readyz says ready (the consumer holds an assignment)."""
-        wait_until(
-            lambda: self.alive() and self.is_ready(),
-            timeout,
-            interval=0.1,
-            message=lambda: f"{self.name} never became ready\n{self.tail()}",
-        )
-
-    def wait_workers(self, count: int, timeout: float = 30) -> None:
-        """Wait until `count` worker sessions are connected."""
-        wait_until(
-            lambda: len(self.workers()) >= count,
-            timeout,
-            message=lambda: f"{self.name} has {len(self.workers())} workers, want {count}",
-        )
-
-
-class Processes:
-    """Starts streamplane processes for one test and stops all of them at the end."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.procs: list[Proc] = []
-        self._names: dict[str, int] = {}
-
-    # -- starting ---------------------------------------------------------------------
-    def _spawn(
-        self, name: str, command: list[str], env: Mapping[str, str | int | float]
-    ) -> tuple[str, list[str], subprocess.Popen[bytes], Path, Path, dict[str, str]]:
-        n = self._names.get(name, 0)
-        self._names[name] = n + 1
-        unique = name if n == 0 else f"{name}-{n}"
-        folder = self.log_dir / unique
-        folder.mkdir(parents=True, exist_ok=True)
-        full_env = base_env(env)
-        args = [sys.executable, "-m", "streamplane.cli", *command]
-        stdout_path, stderr_path = folder / "stdout.log", folder / "stderr.log"
-        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-            # cwd is the log folder: no docker/streaming/.env from the repo is picked up.
-            popen = subprocess.Popen(
-                args, env=full_env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=folder
-            )
-        return unique, args, popen, stdout_path, stderr_path, full_env
-
-    def start(self, name: str, command: list[str], env: Mapping[str, str | int | float]) -> Proc:
-        """Start `streamplane <command>` (not waiting for anything)."""
-        unique, args, popen, out, err, full_env = self._spawn(name, command, env)
-        proc = Proc(unique, args, popen, out, err, full_env)
-        self.procs.append(proc)
-        return proc
-
-    def supervisor(
-        self,
-        env: Mapping[str, str | int | float],
-        name: str = "supervisor",
-        ready: bool = True,
-        timeout: float = 60,
-    ) -> SupervisorProc:
-        """Start a supervisor and wait for its ready line (and, if `ready`, for /readyz).
-
-        SUPERVISOR_LISTEN and SUPERVISOR_HTTP_LISTEN default to 127.0.0.1:0; the chosen
-        ports are read from the ready line.
-        """
-        full = {"SUPERVISOR_LISTEN": "127.0.0.1:0", "SUPERVISOR_HTTP_LISTEN": "127.0.0.1:0"}
-        full.update({k: str(v) for k, v in env.items()})
-        unique, args, popen, out, err, full_env = self._spawn(name, ["supervisor"], full)
-        proc = SupervisorProc(unique, args, popen, out, err, full_env)
-        self.procs.append(proc)
-
-        def ready_line() -> re.Match[str] | None:
-            if not proc.alive():
-                raise AssertionError(f"{unique} exited before it was ready\n{proc.tail()}")
-            return READY_LINE.search(proc.stdout())
-
-        match = wait_until(
-            ready_line,
-            timeout,
-            interval=0.05,
-            message=lambda: f"{unique} printed no ready line\n{proc.tail()}",
-        )
-        proc.grpc_port, proc.http_port = int(match.group(1)), int(match.group(2))
-        if ready:
-            proc.wait_ready(timeout)
-        return proc
-
-    def worker(
-        self,
-        env: Mapping[str, str | int | float],
-        name: str = "worker",
-    ) -> Proc:
-        """Start a worker (it connects, and reconnects, to SUPERVISOR_GRPC_ADDR)."""
-        full = {"RECONNECT_MAX_BACKOFF_S": "1"}
-        full.update({k: str(v) for k, v in env.items()})
-        full.setdefault("WORKER_ID", f"{name}-{self._names.get(name, 0)}")
-        return self.start(name, ["worker"], full)
-
-    def run(
-        self,
-        name: str,
-        command: list[str],
-        env: Mapping[str, str | int | float],
-        timeout: float = 120,
-    ) -> Proc:
-        """Run a command to completion (bounded by `timeout`); returns the finished Proc."""
-        proc = self.start(name, command, env)
-        proc.wait_exit(timeout)
-        return proc
-
-    # -- stopping ---------------------------------------------------------------------
-    def stop_all(self, grace: float = 10) -> None:
-        """SIGTERM whatever still runs, SIGKILL what outlives `grace`, reap everything."""
-        running = [p for p in self.procs if p.alive()]
-        for proc in running:
-            with contextlib.suppress(ProcessLookupError):
-                proc.popen.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for proc in running:
-            try:
-                proc.popen.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.popen.kill()
-                proc.popen.wait(10)
-
-    def report(self) -> str:
-        """Tails of every process's logs, for a failure report."""
-        return "\n".join(p.tail() for p in self.procs)
+    def __init__(self, log_dir: Path, pythonpath: Sequence[Path] = (REPO_ROOT,)) -> None:
+        super().__init__(log_dir, pythonpath)
 
 
 @contextlib.contextmanager
@@ -356,87 +51,3 @@ def processes(log_dir: Path) -> Iterator[Processes]:
         yield group
     finally:
         group.stop_all()
-
-
-@dataclass(frozen=True)
-class Stack:
-    """One test's broker, topics and group, and the settings every process shares."""
-
-    bootstrap: str
-    topics: FreshTopics
-
-    @property
-    def conf(self) -> dict[str, str]:
-        return {"bootstrap.servers": self.bootstrap}
-
-    def env(self, **extra: Any) -> dict[str, str]:
-        """Settings variables for a supervisor or worker of this stack, plus `extra`."""
-        env = {
-            "KAFKA_BROKERS": self.bootstrap,
-            "INPUT_TOPIC": self.topics.input,
-            "OUTPUT_TOPIC": self.topics.output,
-            "DLQ_TOPIC": self.topics.dlq,
-            "CONSUMER_GROUP": self.topics.group,
-            "LOG_LEVEL": "INFO",
-        }
-        env.update({k: str(v) for k, v in extra.items()})
-        return env
-
-    def end_offsets(self) -> dict[int, int]:
-        return admin.end_offsets(self.conf, self.topics.input)
-
-    def committed(self) -> dict[int, int]:
-        return admin.committed_offsets(self.conf, self.topics.group, self.topics.input)
-
-    def wait_committed_at_end(self, timeout: float, ends: dict[int, int] | None = None) -> None:
-        """Wait until the group's committed offsets equal the input's end offsets."""
-        target = ends if ends is not None else self.end_offsets()
-        wanted = {p: e for p, e in target.items() if e > 0}
-
-        def caught_up() -> bool:
-            committed = self.committed()
-            return all(committed.get(p) == e for p, e in wanted.items())
-
-        wait_until(
-            caught_up,
-            timeout,
-            interval=0.25,
-            message=lambda: f"committed {self.committed()} never reached the end {wanted}",
-        )
-
-
-_WROTE = re.compile(r"wrote (\d+) events \((\d+) malformed\)")
-
-
-def produce_demo(
-    procs: Processes,
-    stack: Stack,
-    count: int,
-    partitions: int,
-    tenants: int = 3,
-    bad_fraction: float = 0.0,
-    users: int = 1000,
-    seed: int = 7,
-    timeout: float = 120,
-) -> tuple[int, int]:
-    """Fill the input topic with `streamplane produce`; returns (written, malformed)."""
-    proc = procs.run(
-        "produce",
-        [
-            "produce",
-            f"--count={count}",
-            f"--partitions={partitions}",
-            f"--tenants={tenants}",
-            f"--users={users}",
-            f"--bad-fraction={bad_fraction}",
-            f"--seed={seed}",
-        ],
-        {"KAFKA_BROKERS": stack.bootstrap, "INPUT_TOPIC": stack.topics.input},
-        timeout=timeout,
-    )
-    assert proc.returncode == 0, proc.tail()
-    match = _WROTE.search(proc.stdout())
-    assert match, proc.tail()
-    written, bad = int(match.group(1)), int(match.group(2))
-    assert written == count
-    return written, bad
