@@ -1,43 +1,32 @@
-"""``make run``: the product's main command, as a user types it.
+"""``make run``: the product's main command, exactly as a user types it, in a fresh clone.
 
 It starts the broker, ``dagster dev`` and the demo producer; the test waits for the UI
 and for the first worker run the lag sensor starts, then presses Ctrl-C (SIGINT to the
 command's process group, as a terminal does) and checks that everything stopped: no
 broker, no Dagster service, no run, no supervisor or worker left behind.
 
-Ports and the data folder are the test's own (the variables the README documents), so
-a developer's own ``make run`` on the default ports is not disturbed.
+It runs in a fresh ``git clone`` of this repository with every default: the data folder
+``.data/dagster-dev`` relative to the clone, the default ports (skipped, or failed under
+STREAMPLANE_REQUIRE_ALL=1, when one is taken). Nothing is reinstalled: the clone's
+``.venv`` is a symlink to this checkout's environment and make gets
+``-o .venv/.installed`` (see :mod:`tests.readme.clone`).
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-import psutil
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from streamplane.platform.kafka.broker import find_java, find_maven
-from streamplane.platform.kafka.exceptions import BrokerToolMissing
-from tests.dagster.services import require
+from tests.readme.clone import ctrl_c, fresh_clone, leftovers, require_defaults_free, start
 from tests.support.deadline import wait_until
-from tests.support.procs import REPO_ROOT, base_env, free_port
 
 pytestmark = pytest.mark.kafka
 
-
-def kafka_tools_present() -> bool:
-    try:
-        find_java()
-        find_maven()
-    except BrokerToolMissing:
-        return False
-    return True
+UI_PORT = 3000
 
 
 def ui_up(port: int) -> bool:
@@ -70,63 +59,26 @@ def run_statuses(home: Path) -> dict[str, list[DagsterRunStatus]]:
         return statuses
 
 
-def leftovers(data_dir: Path) -> list[str]:
-    """Processes still holding the data folder in their command line or DAGSTER_HOME."""
-    found = []
-    marker = str(data_dir)
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        try:
-            cmdline = " ".join(proc.info["cmdline"] or [])
-            home = proc.environ().get("DAGSTER_HOME", "")
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-        if marker in cmdline or home.startswith(marker):
-            found.append(f"{proc.pid}: {cmdline[:160]}")
-    return found
-
-
 @pytest.mark.timeout(900)
 def test_make_run_starts_the_dagster_face_and_stops_cleanly(tmp_path: Path) -> None:
-    require(
-        kafka_tools_present(), "java 17+ and maven (apt-get install openjdk-17-jre-headless maven)"
-    )
-    data_dir = tmp_path / "dev"
-    ui_port = free_port()
-    env = base_env(
-        {
-            "STREAMPLANE_DEV_DATA_DIR": str(data_dir),
-            "STREAMPLANE_BROKER_PORT": free_port(),
-            "DAGSTER_PORT": ui_port,
-            "STREAMPLANE_DEV_SUPERVISOR_PORT": free_port(),
-            "STREAMPLANE_DEV_HTTP_PORT": free_port(),
-        }
-    )
-    env.pop("DAGSTER_HOME", None)
+    require_defaults_free(9092, UI_PORT, 7000, 8080)
+    clone = fresh_clone(tmp_path)
     log = tmp_path / "make-run.log"
-    with log.open("wb") as out:
-        make = subprocess.Popen(
-            ["make", "run"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    make = start(["make", "-o", ".venv/.installed", "run"], clone, log)
 
     def tail() -> str:
         return log.read_text(errors="replace")[-4000:]
 
     try:
-        # A fresh machine builds the environment and fetches the Kafka jars first.
         wait_until(
-            lambda: ui_up(ui_port),
+            lambda: ui_up(UI_PORT) or make.poll() is not None,
             600,
             interval=1,
             message=lambda: f"the Dagster UI never answered\n{tail()}",
         )
+        assert make.poll() is None, f"make run exited with {make.returncode}\n{tail()}"
         assert "streamplane (Dagster) is running" in log.read_text()
-        home = data_dir / "dagster-home"
+        home = clone / ".data" / "dagster-dev" / "dagster-home"
         wait_until(
             lambda: started_worker_runs(home) > 0,
             240,
@@ -134,19 +86,11 @@ def test_make_run_starts_the_dagster_face_and_stops_cleanly(tmp_path: Path) -> N
             message=lambda: f"the lag sensor started no worker run\n{tail()}",
         )
     finally:
-        if make.poll() is None:
-            os.killpg(make.pid, signal.SIGINT)  # Ctrl-C in the terminal
-        try:
-            make.wait(180)
-        except subprocess.TimeoutExpired:
-            os.killpg(make.pid, signal.SIGKILL)
-            raise AssertionError(
-                f"make run did not stop within 180 s of Ctrl-C\n{tail()}"
-            ) from None
+        ctrl_c(make, 180)
     assert "streamplane (Dagster) stopped" in log.read_text(), tail()
     wait_until(
-        lambda: not leftovers(data_dir),
+        lambda: not leftovers(clone),
         30,
         interval=1,
-        message=lambda: f"processes left behind: {leftovers(data_dir)}",
+        message=lambda: f"processes left behind: {leftovers(clone)}",
     )
