@@ -29,7 +29,7 @@ from streamplane.config import (
     parse_listen,
 )
 from streamplane.platform.kafka import admin
-from streamplane.sensors.group_offsets import TopicOffsets, read_group_offsets
+from streamplane.platform.kafka.group_offsets import TopicOffsets, read_group_offsets
 
 __all__ = [
     "FleetResource",
@@ -106,7 +106,7 @@ class KafkaResource(ConfigurableResource):  # type: ignore[type-arg]
         """End offsets, committed offsets and lag of ``group`` on ``topic``, by partition.
 
         Admin requests only (no consumer joins or polls), in a child process bounded by
-        ``request_timeout_s`` (see :mod:`streamplane.sensors.group_offsets` for why).
+        ``request_timeout_s`` (see :mod:`streamplane.platform.kafka.group_offsets` for why).
 
         Raises:
             KafkaUnavailable: the cluster did not answer in time (or the reader crashed).

@@ -18,7 +18,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 from streamplane.jobs import HEARTBEAT_TAG, _stop, _watch, gpu_worker_job, worker_job
 from streamplane.platform.kafka.exceptions import KafkaUnavailable
 from streamplane.resources import KafkaResource, StreamplaneResource
-from streamplane.sensors.group_offsets import _parse
+from streamplane.platform.kafka.group_offsets import _parse
 from tests.support.procs import free_port
 
 

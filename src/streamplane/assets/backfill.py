@@ -9,12 +9,10 @@ features are computed with the configured engine and written as one Parquet part
 """
 
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Literal
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
@@ -22,14 +20,11 @@ from streamplane.assets.topics import GROUP, RAW_EVENTS
 from streamplane.exceptions import TransientError
 from streamplane.platform.features.backfill import RawBatch, run_backfill
 from streamplane.platform.features.loading import load_window_engine
+from streamplane.platform.kafka import reader
+from streamplane.platform.kafka.exceptions import KafkaPlatformError
 from streamplane.resources import StreamplaneResource
 
 __all__ = ["BackfillConfig", "BackfillReadError", "feature_backfill", "read_range"]
-
-# Each consume call waits at most this long, so the deadline is checked often.
-_CONSUME_WAIT_S = 0.2
-# Records per consume call: large calls keep the per-call cost small at 1M-row batches.
-_CONSUME_MAX = 10_000
 
 
 class BackfillReadError(TransientError):
@@ -117,98 +112,16 @@ def read_range(
         BackfillReadError: no metadata or offsets in time, or the deadline passed
             before every partition reached the end of the range.
     """
-    deadline = time.monotonic() + timeout
-    consumer = Consumer(
-        {
-            **conf,
-            "group.id": f"streamplane-backfill-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            # librdkafka's 1 s default idles a consumer reading a backlog (FACTS.md).
-            "fetch.queue.backoff.ms": 10,
-        }
+    batches = reader.read_range(
+        conf, topic, batch_rows, start_ms=start_ms, end_ms=end_ms, timeout=timeout
     )
     try:
-        ends = _assign_range(consumer, topic, start_ms, end_ms, deadline)
-        yield from _batches(consumer, topic, ends, batch_rows, deadline)
-    except KafkaException as exc:
-        raise BackfillReadError(f"reading {topic!r}: {exc}") from exc
-    finally:
-        consumer.close()
-
-
-def _remaining(deadline: float) -> float:
-    return max(deadline - time.monotonic(), 0.01)
-
-
-def _offsets_at(
-    consumer: Consumer, topic: str, partitions: list[int], ms: int, deadline: float
-) -> dict[int, int]:
-    """First offset at or after `ms` by partition (-1: none that late)."""
-    found = consumer.offsets_for_times(
-        [TopicPartition(topic, p, ms) for p in partitions], timeout=_remaining(deadline)
-    )
-    return {tp.partition: tp.offset for tp in found}
-
-
-def _assign_range(
-    consumer: Consumer, topic: str, start_ms: int | None, end_ms: int | None, deadline: float
-) -> dict[int, int]:
-    """Assign each partition at the range's start; returns its end offset by partition."""
-    described = consumer.list_topics(topic, timeout=_remaining(deadline)).topics.get(topic)
-    if described is None or described.error is not None or not described.partitions:
-        raise BackfillReadError(f"topic {topic!r} is not readable: {described and described.error}")
-    partitions = sorted(described.partitions)
-    marks = {
-        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=_remaining(deadline))
-        for p in partitions
-    }
-    starts = {p: low for p, (low, _) in marks.items()}
-    ends = {p: high for p, (_, high) in marks.items()}
-    if start_ms is not None:
-        for p, offset in _offsets_at(consumer, topic, partitions, start_ms, deadline).items():
-            starts[p] = offset if offset >= 0 else ends[p]
-    if end_ms is not None:
-        for p, offset in _offsets_at(consumer, topic, partitions, end_ms, deadline).items():
-            if offset >= 0:
-                ends[p] = min(ends[p], offset)
-    todo = {p: ends[p] for p in partitions if ends[p] > starts[p]}
-    consumer.assign([TopicPartition(topic, p, starts[p]) for p in todo])
-    return todo
-
-
-def _batches(
-    consumer: Consumer, topic: str, ends: dict[int, int], batch_rows: int, deadline: float
-) -> Iterator[RawBatch]:
-    """Consume until every partition reaches its end, yielding full batches on the way."""
-    pending = dict(ends)
-    values: list[bytes] = []
-    timestamps: list[int] = []
-    partitions: list[int] = []
-    offsets: list[int] = []
-    while pending:
-        if time.monotonic() >= deadline:
-            raise BackfillReadError(
-                f"the read deadline passed with partitions {sorted(pending)} short of the range end"
+        for messages in batches:
+            yield RawBatch(
+                [m.value() or b"" for m in messages],
+                [m.timestamp()[1] for m in messages],
+                [m.partition() for m in messages],
+                [m.offset() for m in messages],
             )
-        for message in consumer.consume(num_messages=_CONSUME_MAX, timeout=_CONSUME_WAIT_S):
-            partition, offset = message.partition(), message.offset()
-            error = message.error()
-            if error is not None and error.code() != KafkaError._PARTITION_EOF:
-                raise KafkaException(error)
-            if partition not in pending or offset is None:
-                continue
-            if error is None and offset < pending[partition]:
-                value = message.value()
-                values.append(b"" if value is None else bytes(value))
-                timestamps.append(message.timestamp()[1])
-                partitions.append(partition)
-                offsets.append(offset)
-                if len(values) >= batch_rows:
-                    yield RawBatch(values, timestamps, partitions, offsets)
-                    values, timestamps, partitions, offsets = [], [], [], []
-            if offset + (0 if error is not None else 1) >= pending[partition]:
-                consumer.pause([TopicPartition(topic, partition)])
-                del pending[partition]
-    if values:
-        yield RawBatch(values, timestamps, partitions, offsets)
+    except KafkaPlatformError as exc:
+        raise BackfillReadError(f"reading {topic!r}: {exc}") from exc

@@ -1,23 +1,21 @@
 """Read the latest records of a topic into a polars DataFrame (no Dagster here).
 
-An assign-only consumer (it joins no group and commits nothing, so no consumer group
-of the platform is touched) reads the tail of every partition, about ``count`` records
-in all, and stops at the high watermarks it saw when it started.
+The Kafka layer's assign-only reader (it joins no group and commits nothing) reads the
+tail of every partition, about ``count`` records in all, up to the high watermarks it
+saw when it started.
 """
 
 from __future__ import annotations
 
 import io
-import math
-import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import polars as pl
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from streamplane.exceptions import TransientError
+from streamplane.platform.kafka import reader
+from streamplane.platform.kafka.exceptions import KafkaPlatformError
 
 __all__ = ["FEATURE_SCHEMA", "REQUIRED_COLUMNS", "FeatureReadError", "TopicTail", "read_tail"]
 
@@ -46,9 +44,6 @@ REQUIRED_COLUMNS: tuple[str, ...] = tuple(
 """Columns the feature contract never leaves null (``skill`` is optional, and the batch
 sum is null when it overflows)."""
 
-# Each consume call waits at most this long, so the deadline is checked often.
-_CONSUME_WAIT_S = 0.2
-
 
 class FeatureReadError(TransientError):
     """The topic could not be read (broker unreachable, topic missing) before the deadline."""
@@ -71,71 +66,12 @@ def read_tail(conf: Mapping[str, str], topic: str, count: int, timeout: float = 
     Raises:
         FeatureReadError: no metadata or watermarks before the deadline.
     """
-    deadline = time.monotonic() + timeout
-    consumer = Consumer(
-        {
-            **conf,
-            "group.id": f"streamplane-snapshot-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            # librdkafka's 1 s default idles a consumer reading a backlog (FACTS.md).
-            "fetch.queue.backoff.ms": 10,
-        }
-    )
     try:
-        targets = _assign_tail(consumer, topic, count, deadline)
-        values, complete = _consume_until(consumer, targets, deadline)
-    except KafkaException as exc:
+        read = reader.read_tail(conf, topic, count, timeout)
+    except KafkaPlatformError as exc:
         raise FeatureReadError(f"reading {topic!r}: {exc}") from exc
-    finally:
-        consumer.close()
-    return TopicTail(frame=_to_frame(values), complete=complete)
-
-
-def _remaining(deadline: float) -> float:
-    return max(deadline - time.monotonic(), 0.01)
-
-
-def _assign_tail(consumer: Consumer, topic: str, count: int, deadline: float) -> dict[int, int]:
-    """Assign each partition at its tail; returns the watermark to read up to, by partition."""
-    described = consumer.list_topics(topic, timeout=_remaining(deadline)).topics.get(topic)
-    if described is None or described.error is not None or not described.partitions:
-        raise FeatureReadError(f"topic {topic!r} is not readable: {described and described.error}")
-    per_partition = math.ceil(count / len(described.partitions))
-    targets: dict[int, int] = {}
-    assignment: list[TopicPartition] = []
-    for partition in sorted(described.partitions):
-        low, high = consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=_remaining(deadline)
-        )
-        start = max(low, high - per_partition)
-        if high > start:
-            targets[partition] = high
-            assignment.append(TopicPartition(topic, partition, start))
-    consumer.assign(assignment)
-    return targets
-
-
-def _consume_until(
-    consumer: Consumer, targets: dict[int, int], deadline: float
-) -> tuple[list[bytes], bool]:
-    """Consume until every partition reaches its target or the deadline passes."""
-    pending = dict(targets)
-    values: list[bytes] = []
-    while pending and time.monotonic() < deadline:
-        for message in consumer.consume(num_messages=500, timeout=_CONSUME_WAIT_S):
-            partition, offset = message.partition(), message.offset()
-            error = message.error()
-            if error is not None and error.code() != KafkaError._PARTITION_EOF:
-                raise KafkaException(error)
-            if partition not in pending or offset is None:
-                continue
-            value = message.value()
-            if error is None and value is not None and offset < pending[partition]:
-                values.append(bytes(value))
-            if offset + (0 if error is not None else 1) >= pending[partition]:
-                del pending[partition]
-    return values, not pending
+    values = [bytes(v) for m in read.messages if (v := m.value()) is not None]
+    return TopicTail(frame=_to_frame(values), complete=read.complete)
 
 
 def _to_frame(values: list[bytes]) -> pl.DataFrame:

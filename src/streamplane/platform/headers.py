@@ -69,3 +69,14 @@ def error_headers(kind: str, reason: str) -> HeaderList:
         (ERROR, reason.encode("utf-8", "replace")[:MAX_ERROR_BYTES]),
         (ERROR_KIND, kind.encode()),
     ]
+
+
+def dead_letter_headers(
+    input_headers: HeaderList, source: HeaderList, kind: str, reason: str
+) -> HeaderList:
+    """The headers of one dead-letter record: the input's own, its source, the error.
+
+    The one place a dead letter's headers are built, by the worker (records it could not
+    parse) and by the supervisor (records that exhausted their attempts) alike.
+    """
+    return [*input_headers, *source, *error_headers(kind, reason)]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamplane.platform.supervisor.mesh_dispatch import Backoff
+from streamplane.platform.rpc import Backoff
 
 
 def test_default_schedule_doubles_from_100_ms() -> None:

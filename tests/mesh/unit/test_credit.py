@@ -99,7 +99,7 @@ class CreditMachine(RuleBasedStateMachine):
         start = self.next_offset[tp]
         offsets = list(range(start, start + n))
         self.next_offset[tp] = start + n
-        tracker = self.d.trackers[tp]
+        tracker = self.d.ledger.tracker(tp)
         tracker.register(offsets)
         self.registered[tp].extend(offsets)
         lane = (tp, 0) if self.ORDERED else None

@@ -13,7 +13,8 @@ from streamplane.platform.mesh.exceptions import (
     PublishError,
     TransientPublishError,
 )
-from streamplane.platform.supervisor.mesh_dispatch import Backoff, PublishJob, PublishPool
+from streamplane.platform.rpc import Backoff
+from streamplane.platform.supervisor.mesh_dispatch import PublishJob, PublishPool
 
 # The real schedule, scaled down 1000x: the tests check what happens, never how long.
 QUICK = Backoff(first_s=0.0001, cap_s=0.003, attempts=4)

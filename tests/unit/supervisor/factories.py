@@ -7,7 +7,7 @@ test decides when (and whether) a DLQ write is confirmed.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, settings
@@ -73,7 +73,9 @@ class FakeDeadLetters:
     pending: list[Task] = field(default_factory=list)
     written: list[tuple[Task, str, str]] = field(default_factory=list)
 
-    def write(self, task: Task, kind: str, reason: str) -> None:
+    def write(
+        self, task: Task, kind: str, reason: str, settle: Callable[[Task, bool], None]
+    ) -> None:
         self.pending.append(task)
         self.written.append((task, kind, reason))
 

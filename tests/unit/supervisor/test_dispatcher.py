@@ -56,7 +56,7 @@ def _setup(
 def _submit(
     d: Dispatcher, tp: TopicPartition, offsets: list[int], lane: Hashable | None = None
 ) -> Task:
-    tracker = d.trackers[tp]
+    tracker = d.ledger.tracker(tp)
     tracker.register(offsets)
     task = make_task(tp, offsets, tracker, lane=lane)
     d.submit(task)

@@ -28,46 +28,24 @@ from confluent_kafka import (
 # no __all__ there, so mypy's strict re-export rule needs telling.
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec  # type: ignore[attr-defined]
 
-from streamplane.platform.kafka.exceptions import (
-    KafkaAdminError,
-    KafkaPlatformError,
-    KafkaUnavailable,
-)
+from streamplane.platform.kafka.errors import from_error, translate
+from streamplane.platform.kafka.exceptions import KafkaAdminError, KafkaUnavailable
 
 __all__ = [
     "KafkaConf",
     "committed_offsets",
     "end_offsets",
     "ensure_topics",
+    "ensure_topics_like",
     "group_lag",
     "topic_partitions",
+    "wait_for_group_coordinator",
 ]
 
 logger = logging.getLogger(__name__)
 
 KafkaConf: TypeAlias = Mapping[str, str | int | float | bool]
 """A librdkafka configuration, e.g. ``{"bootstrap.servers": "127.0.0.1:9092"}``."""
-
-# Codes that describe a cluster in motion rather than a wrong request. librdkafka marks
-# some errors retriable itself; these are the ones it does not mark but that do pass.
-_TRANSIENT_CODES = frozenset(
-    {
-        KafkaError._TRANSPORT,
-        KafkaError._TIMED_OUT,
-        KafkaError._ALL_BROKERS_DOWN,
-        KafkaError._RESOLVE,
-        KafkaError._WAIT_COORD,
-        KafkaError.REQUEST_TIMED_OUT,
-        KafkaError.NETWORK_EXCEPTION,
-        KafkaError.NOT_CONTROLLER,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-        KafkaError.COORDINATOR_NOT_AVAILABLE,
-        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-        KafkaError.NOT_COORDINATOR,
-        KafkaError.BROKER_NOT_AVAILABLE,
-    }
-)
 
 # How often ensure_topics re-reads metadata while waiting for new topics' leaders.
 _METADATA_POLL_S = 0.1
@@ -116,6 +94,47 @@ def ensure_topics(
             if exc.code != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
     _wait_for_leaders(admin, topics, deadline)
+
+
+def ensure_topics_like(
+    conf: KafkaConf, source: str, topics: list[str], timeout: float = 30
+) -> None:
+    """Create those of ``topics`` that are missing, as wide as ``source`` (1 if it is absent).
+
+    The supervisor's output and dead-letter topics are made this way, so that their
+    partitions line up with the input's.
+
+    Raises:
+        KafkaUnavailable: the cluster did not answer in time.
+        KafkaAdminError: a topic was refused.
+    """
+    deadline = time.monotonic() + timeout
+    metadata = _metadata(_admin(conf), None, deadline, "list topics")
+    described = metadata.topics.get(source)
+    partitions = len(described.partitions) if described and described.partitions else 1
+    missing = {t: partitions for t in topics if t not in metadata.topics}
+    ensure_topics(conf, missing, timeout=_remaining(deadline))
+
+
+def wait_for_group_coordinator(conf: KafkaConf, group: str, timeout: float = 10) -> None:
+    """Wait until DescribeConsumerGroups answers for ``group`` (its coordinator is ready).
+
+    Raises:
+        KafkaUnavailable: no ready coordinator before the deadline.
+    """
+    deadline = time.monotonic() + timeout
+    client = _admin(conf)
+    while True:
+        future = client.describe_consumer_groups([group], request_timeout=_remaining(deadline))
+        try:
+            future[group].result(timeout=_remaining(deadline))
+            return
+        except KafkaException as exc:
+            if time.monotonic() + _METADATA_POLL_S >= deadline:
+                raise KafkaUnavailable(f"group {group!r} has no ready coordinator: {exc}") from exc
+        except concurrent.futures.TimeoutError as exc:
+            raise KafkaUnavailable(f"describe group {group!r}: no answer in time") from exc
+        time.sleep(_METADATA_POLL_S)
 
 
 def topic_partitions(conf: KafkaConf, topic: str, timeout: float = 10) -> list[int]:
@@ -193,29 +212,12 @@ def _remaining(deadline: float) -> float:
     return max(deadline - time.monotonic(), 0.001)
 
 
-def _translate(exc: KafkaException, what: str) -> KafkaPlatformError:
-    """Map a librdkafka exception to KafkaUnavailable (retriable) or KafkaAdminError."""
-    error = exc.args[0] if exc.args else None
-    if not isinstance(error, KafkaError):
-        return KafkaAdminError(f"{what}: {exc}")
-    return _from_error(error, what)
-
-
-def _from_error(error: KafkaError, what: str) -> KafkaPlatformError:
-    """Map a librdkafka error object to KafkaUnavailable or KafkaAdminError."""
-    code: int = error.code()
-    message = f"{what}: {error.str()} ({error.name()})"
-    if error.retriable() or code in _TRANSIENT_CODES:
-        return KafkaUnavailable(message, code=code)
-    return KafkaAdminError(message, code=code)
-
-
 def _result(future: concurrent.futures.Future[Any], deadline: float, what: str) -> Any:
     """Wait for an admin future until ``deadline``, translating its failure."""
     try:
         return future.result(timeout=_remaining(deadline))
     except KafkaException as exc:
-        raise _translate(exc, what) from exc
+        raise translate(exc, what) from exc
     except concurrent.futures.TimeoutError as exc:
         raise KafkaUnavailable(f"{what}: no answer before the deadline") from exc
 
@@ -225,7 +227,7 @@ def _metadata(admin: AdminClient, topic: str | None, deadline: float, what: str)
     try:
         return admin.list_topics(topic=topic, timeout=_remaining(deadline))
     except KafkaException as exc:
-        raise _translate(exc, what) from exc
+        raise translate(exc, what) from exc
 
 
 def _partitions(admin: AdminClient, topic: str, deadline: float) -> list[int]:
@@ -236,7 +238,7 @@ def _partitions(admin: AdminClient, topic: str, deadline: float) -> list[int]:
     if topic_metadata is None:
         raise KafkaAdminError(f"{what}: not in the cluster metadata")
     if topic_metadata.error is not None:
-        raise _from_error(topic_metadata.error, what)
+        raise from_error(topic_metadata.error, what)
     return sorted(int(partition) for partition in topic_metadata.partitions)
 
 
@@ -276,7 +278,7 @@ def _committed(admin: AdminClient, group: str, topic: str, deadline: float) -> d
             if topic_partition.topic != topic:
                 continue
             if topic_partition.error is not None:
-                raise _from_error(topic_partition.error, what)
+                raise from_error(topic_partition.error, what)
             if topic_partition.offset != OFFSET_INVALID and topic_partition.offset >= 0:
                 offsets[int(topic_partition.partition)] = int(topic_partition.offset)
     return offsets

@@ -1,8 +1,9 @@
-"""Errors raised by streamplane's Kafka layer: the embedded broker and the admin helpers.
+"""Errors raised by streamplane's Kafka layer.
 
-librdkafka's ``KafkaException`` never leaves this package: the admin helpers translate
-it here, transient failures into :class:`KafkaUnavailable` and the rest into
-:class:`KafkaAdminError`, chained to the original with ``raise ... from exc``.
+librdkafka's ``KafkaException`` never leaves this package: :mod:`.errors` translates it,
+transient failures into :class:`KafkaUnavailable` and the rest into a permanent error
+(:class:`KafkaAdminError`, :class:`ProduceFailed`, :class:`CommitFailed`), chained to the
+original with ``raise ... from exc``.
 """
 
 from streamplane.exceptions import PermanentError, StreamplaneError, TransientError
@@ -59,3 +60,25 @@ class KafkaAdminError(KafkaPlatformError, PermanentError):
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+class ProduceFailed(KafkaPlatformError, PermanentError):
+    """Kafka refused a record for good (too large, unknown topic, not authorized).
+
+    ``code`` is librdkafka's error code when Kafka gave one.
+    """
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class QueueFull(KafkaPlatformError, TransientError):
+    """The producer's local queue is full: serve delivery reports, then produce again."""
+
+
+class CommitFailed(KafkaPlatformError, TransientError):
+    """An offset commit was not accepted (a rebalance, a coordinator moving).
+
+    The next commit carries the same offsets again.
+    """

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable, Iterable
 
 import grpc
 
 from streamplane.mesh.v1 import mesh_pb2, mesh_pb2_grpc
+from streamplane.platform import rpc
 from streamplane.platform.mesh.exceptions import (
     PermanentPublishError,
     PublishError,
@@ -29,8 +29,6 @@ logger = logging.getLogger(__name__)
 
 REASON_METADATA = "sp-mesh-reason"
 NODE_METADATA = "sp-mesh-node"
-# A task carries up to BATCH_MAX_BYTES of records (64 MiB at most), like the Runner stream.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # A publish is one queue insert (plus one forward): seconds mean a node is in trouble, and
 # the caller's retry policy, not a long wait, is the better answer.
 PUBLISH_TIMEOUT_S = 5.0
@@ -47,17 +45,7 @@ TRANSIENT_CODES = frozenset(
     }
 )
 
-CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.keepalive_time_ms", 10_000),
-    ("grpc.keepalive_timeout_ms", 5_000),
-    # gRPC's default reconnect backoff grows to 120 s; a node back after a restart should
-    # be found within a publish retry schedule (seconds), so cap it at 1 s.
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1_000),
-]
+CHANNEL_OPTIONS = rpc.channel_options(fast_reconnect=True)
 
 
 def publish_error(exc: grpc.RpcError) -> PublishError:
@@ -173,14 +161,14 @@ class Subscriber:
                 await self._task
 
     async def _run(self) -> None:
-        backoff = self._first_backoff_s
+        reconnect = rpc.Reconnect(self._first_backoff_s, self._max_backoff_s)
         target = grpc_target(self.endpoint)
         async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
             stub = mesh_pb2_grpc.MeshDataStub(channel)
             while True:
                 try:
                     await self._subscribe_once(stub)
-                    backoff = self._first_backoff_s
+                    reconnect.reset()
                 except SubscriptionRefused as exc:
                     if self._first is not None and not self._first.done():
                         self._first.set_exception(exc)
@@ -191,9 +179,7 @@ class Subscriber:
                         logger.warning("mesh subscription lost", extra={"reason": str(exc)})
                     else:
                         logger.warning("mesh node not reachable yet", extra={"reason": str(exc)})
-                delay = backoff * (0.5 + random.random())  # noqa: S311 - jitter, not crypto
-                await self._sleep(delay)
-                backoff = min(backoff * 2, self._max_backoff_s)
+                await self._sleep(reconnect.next_delay())
 
     async def _subscribe_once(self, stub: mesh_pb2_grpc.MeshDataStub) -> None:
         self._was_live = False

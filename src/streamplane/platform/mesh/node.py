@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import TypeAlias
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2
 from prometheus_client import start_http_server
 
 from streamplane.config import parse_listen
 from streamplane.exceptions import ConfigError
 from streamplane.mesh.v1 import mesh_pb2, mesh_pb2_grpc
 from streamplane.platform import metrics as m
+from streamplane.platform import rpc
 from streamplane.platform.mesh.client import (
-    CHANNEL_OPTIONS,
     NODE_METADATA,
     REASON_METADATA,
     MeshClient,
@@ -257,14 +257,9 @@ def create_server(
     address: str, node: MeshNode
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """A gRPC server with MeshData and the standard health service; returns the bound port."""
-    server = grpc.aio.server(options=CHANNEL_OPTIONS)
-    mesh_pb2_grpc.add_MeshDataServicer_to_server(node, server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    port = server.add_insecure_port(address)
-    if port == 0:
-        raise OSError(f"cannot listen on {address}")
-    return server, port, health_servicer
+    return rpc.create_server(
+        address, lambda server: mesh_pb2_grpc.add_MeshDataServicer_to_server(node, server)
+    )
 
 
 async def serve(

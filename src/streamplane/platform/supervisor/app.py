@@ -1,4 +1,4 @@
-"""Wires the supervisor together and runs it: consumer, dispatcher, gRPC, HTTP, drain."""
+"""Wires the supervisor together (`build`) and runs it (`run`): serve, consume, drain."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import uvicorn
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient
 
 from streamplane.config import Settings, parse_listen
 from streamplane.platform import metrics as m
 from streamplane.platform.kafka import admin
-from streamplane.platform.kafka.clients import consumer_config, producer_config
+from streamplane.platform.kafka.config import consumer_config, producer_config
+from streamplane.platform.kafka.consumer import GroupConsumer
+from streamplane.platform.kafka.producer import DurableProducer
 from streamplane.platform.supervisor.api import create_app
 from streamplane.platform.supervisor.batching import Batcher
 from streamplane.platform.supervisor.dead_letters import DeadLetterWriter
@@ -27,10 +27,10 @@ from streamplane.platform.supervisor.dispatcher import Dispatcher, Events, TaskQ
 from streamplane.platform.supervisor.domain_scheduler import DomainScheduler
 from streamplane.platform.supervisor.extensions import SupervisorExtension
 from streamplane.platform.supervisor.mesh_dispatch import MeshTransport, mesh_config
+from streamplane.platform.supervisor.readiness import announce
 from streamplane.platform.supervisor.scheduler import Scheduler
 from streamplane.platform.supervisor.service import RunnerService, create_server, set_serving
 from streamplane.platform.supervisor.source import Source
-from streamplane.platform.supervisor.tasks import Task
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class _QuietServer(uvicorn.Server):
 
 
 class Supervisor:
-    """One supervisor process: build with settings, then `await run()`."""
+    """One supervisor process: construct (no I/O), then `await run()`."""
 
     def __init__(self, settings: Settings, extensions: Sequence[SupervisorExtension] = ()) -> None:
         self.settings = settings
@@ -62,80 +62,14 @@ class Supervisor:
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT or `stop`, then drain; returns the exit code."""
-        s = self.settings
-        mesh = mesh_config(s)  # fails at start, naming the variable, if half configured
-        kafka = s.kafka.as_librdkafka_dict()
-        self._ensure_topics(kafka)
-        producer = Producer(producer_config(s, f"{self._prefix}-dlq"))
-        scheduler: TaskQueue
-        if mesh is None:
-            scheduler = Scheduler(quantum=s.supervisor.batch_max_records)
-        else:
-            scheduler = domains = DomainScheduler(s.supervisor.batch_max_records, mesh.tenants)
-        dlq = DeadLetterWriter(
-            producer,
-            s.kafka.dlq_topic,
-            on_written=self._dead_lettered,
-            on_failed=self._dead_letter_failed,
-            on_count=lambda kind, n: m.DEAD_LETTERED.labels(kind).inc(n),
-        )
-        self.dispatcher = Dispatcher(
-            scheduler=scheduler,
-            dead_letters=dlq,
-            max_attempts=s.supervisor.max_attempts,
-            lease_timeout_s=s.supervisor.lease_timeout_s,
-            retry_backoff_s=s.supervisor.retry_backoff_ms / 1000,
-            clock=time.monotonic,
-            id_prefix=self._prefix,
-            on_acked=m.TASK_SECONDS.observe,
-        )
-        self.dlq = dlq
-        batcher = Batcher(
-            ordering=s.supervisor.ordering,
-            max_records=s.supervisor.batch_max_records,
-            max_bytes=s.supervisor.batch_max_bytes,
-            linger_s=s.supervisor.batch_linger_ms / 1000,
-            id_prefix=self._prefix,
-            emit=self.dispatcher.submit,
-        )
-        self.source = Source(
-            consumer_factory=lambda: Consumer(consumer_config(s)),
-            topic=s.kafka.input_topic,
-            dispatcher=self.dispatcher,
-            batcher=batcher,
-            high_mark=s.supervisor.max_pending_records,
-            low_mark=s.supervisor.resume_mark,
-            linger_s=s.supervisor.batch_linger_ms / 1000,
-            commit_interval_s=s.supervisor.commit_interval_ms / 1000,
-            on_tick=self._housekeeping,
-        )
-        self.mesh: MeshTransport | None = None
-        if mesh is not None:
-            self.mesh = MeshTransport(
-                mesh, domains, holds=self.dispatcher.holds, unsent=self._unsent
-            )
-        self.service = RunnerService(self.dispatcher, self._welcome_config(), mesh=self.mesh)
-        server, self.grpc_port, health_servicer = create_server(
-            _grpc_address(s.supervisor.supervisor_listen), self.service
-        )
-        await server.start()
-        await set_serving(health_servicer, True)
-        self._serving = True
-        for extension in self.extensions:
-            extension.start()
-        http = self._http_server()
-        http_task = asyncio.create_task(http.serve())
-        while not http.started:
-            if http_task.done():
-                await http_task  # raises the bind error
-                raise OSError(f"HTTP server on {s.supervisor.supervisor_http_listen} did not start")
-            await asyncio.sleep(0.01)
-        self.http_port = http.servers[0].sockets[0].getsockname()[1]
+        self.build()
+        server, health = await self._serve_grpc()
+        http, http_task = await self._serve_http()
         self._install_signals()
-        from streamplane.platform.supervisor.readiness import announce
-
-        announce(s.supervisor.supervisor_ready_file, self.grpc_port, self.http_port)
-        logger.info("supervisor started", extra={"settings": _loggable(s)})
+        assert self.grpc_port is not None  # bound by now
+        assert self.http_port is not None
+        announce(self.settings.supervisor.supervisor_ready_file, self.grpc_port, self.http_port)
+        logger.info("supervisor started", extra={"settings": _loggable(self.settings)})
         source_task = asyncio.create_task(self.source.run(self.stop))
         stop_task = asyncio.create_task(self.stop.wait())
         await asyncio.wait({source_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -145,7 +79,7 @@ class Supervisor:
         await asyncio.get_running_loop().run_in_executor(None, self._stop_extensions)
         await self.source.close()
         self._serving = False
-        await set_serving(health_servicer, False)
+        await set_serving(health, False)
         await server.stop(grace=2)
         if self.mesh is not None:
             await self.mesh.close_all()
@@ -154,7 +88,95 @@ class Supervisor:
         logger.info("supervisor stopped")
         return 0
 
-    # -- drain --------------------------------------------------------------------------
+    # -- build ---------------------------------------------------------------------------
+    def build(self) -> None:
+        """Create the topics if missing and every part; starts nothing."""
+        s = self.settings
+        mesh = mesh_config(s)  # fails at start, naming the variable, if half configured
+        kafka = s.kafka.as_librdkafka_dict()
+        admin.ensure_topics_like(
+            kafka, s.kafka.input_topic, [s.kafka.output_topic, s.kafka.dlq_topic]
+        )
+        scheduler: TaskQueue
+        if mesh is None:
+            scheduler = Scheduler(quantum=s.supervisor.batch_max_records)
+        else:
+            scheduler = domains = DomainScheduler(s.supervisor.batch_max_records, mesh.tenants)
+        self.dlq = DeadLetterWriter(
+            DurableProducer(producer_config(s, f"{self._prefix}-dlq")),
+            s.kafka.dlq_topic,
+            on_count=lambda kind, n: m.DEAD_LETTERED.labels(kind).inc(n),
+        )
+        sup = s.supervisor
+        self.dispatcher = Dispatcher(
+            scheduler=scheduler,
+            dead_letters=self.dlq,
+            max_attempts=sup.max_attempts,
+            lease_timeout_s=sup.lease_timeout_s,
+            retry_backoff_s=sup.retry_backoff_ms / 1000,
+            clock=time.monotonic,
+            id_prefix=self._prefix,
+            on_acked=m.TASK_SECONDS.observe,
+        )
+        self.source = self._build_source()
+        self.mesh: MeshTransport | None = None
+        if mesh is not None:
+            self.mesh = MeshTransport(
+                mesh, domains, holds=self.dispatcher.holds, unsent=self._unsent
+            )
+        self.service = RunnerService(self.dispatcher, self._welcome_config(), mesh=self.mesh)
+
+    def _build_source(self) -> Source:
+        s, sup = self.settings, self.settings.supervisor
+        batcher = Batcher(
+            ordering=sup.ordering,
+            max_records=sup.batch_max_records,
+            max_bytes=sup.batch_max_bytes,
+            linger_s=sup.batch_linger_ms / 1000,
+            id_prefix=self._prefix,
+            emit=self.dispatcher.submit,
+        )
+        return Source(
+            consumer_factory=lambda: GroupConsumer(consumer_config(s)),
+            topic=s.kafka.input_topic,
+            dispatcher=self.dispatcher,
+            batcher=batcher,
+            high_mark=sup.max_pending_records,
+            low_mark=sup.resume_mark,
+            linger_s=sup.batch_linger_ms / 1000,
+            commit_interval_s=sup.commit_interval_ms / 1000,
+            on_tick=self._housekeeping,
+        )
+
+    # -- serve ---------------------------------------------------------------------------
+    async def _serve_grpc(self) -> tuple[Any, Any]:
+        server, self.grpc_port, health = create_server(
+            _grpc_address(self.settings.supervisor.supervisor_listen), self.service
+        )
+        await server.start()
+        await set_serving(health, True)
+        self._serving = True
+        for extension in self.extensions:
+            extension.start()
+        return server, health
+
+    async def _serve_http(self) -> tuple[_QuietServer, asyncio.Task[None]]:
+        http = self._http_server()
+        http_task = asyncio.create_task(http.serve())
+        while not http.started:
+            if http_task.done():
+                await http_task  # raises the bind error
+                listen = self.settings.supervisor.supervisor_http_listen
+                raise OSError(f"HTTP server on {listen} did not start")
+            await asyncio.sleep(0.01)
+        self.http_port = http.servers[0].sockets[0].getsockname()[1]
+        return http, http_task
+
+    def _stop_extensions(self) -> None:
+        for extension in self.extensions:
+            extension.stop(timeout=self.settings.process.drain_timeout_s)
+
+    # -- drain ---------------------------------------------------------------------------
     async def _drain(self) -> None:
         """Consume no more; finish what was consumed (bounded by DRAIN_TIMEOUT_S).
 
@@ -182,17 +204,7 @@ class Supervisor:
             extra={"inflight_left": self.dispatcher.inflight_tasks(), "dlq_left": left},
         )
 
-    def _stop_extensions(self) -> None:
-        for extension in self.extensions:
-            extension.stop(timeout=self.settings.process.drain_timeout_s)
-
     # -- callbacks ----------------------------------------------------------------------
-    def _dead_lettered(self, task: Task) -> None:
-        self.dispatcher.dead_lettered(task)
-
-    def _dead_letter_failed(self, task: Task) -> None:
-        self.dispatcher.dead_letter_failed(task)
-
     def _unsent(self, session: str, wire_id: str, error: str) -> None:
         self.dispatcher.unsent(session, wire_id, error)
         self.dispatcher.dispatch()
@@ -272,19 +284,6 @@ class Supervisor:
             "dlq_topic": s.kafka.dlq_topic,
             "ordering": s.supervisor.ordering,
         }
-
-    def _ensure_topics(self, kafka: dict[str, str]) -> None:
-        """Create the output and dead-letter topics if missing, as wide as the input."""
-        s = self.settings
-        client = AdminClient(dict[str, str | int | float | bool](kafka))
-        meta = client.list_topics(timeout=30)
-        source = meta.topics.get(s.kafka.input_topic)
-        partitions = len(source.partitions) if source and source.partitions else 1
-        missing = {
-            t: partitions for t in (s.kafka.output_topic, s.kafka.dlq_topic) if t not in meta.topics
-        }
-        if missing:
-            admin.ensure_topics(kafka, missing)
 
     def _http_server(self) -> _QuietServer:
         host, port = parse_listen(self.settings.supervisor.supervisor_http_listen)

@@ -8,78 +8,69 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
-
-from confluent_kafka import KafkaException, Producer
 
 from streamplane.platform import headers as h
+from streamplane.platform.kafka.exceptions import KafkaPlatformError
+from streamplane.platform.kafka.producer import DeliveryGroup, DurableProducer
 from streamplane.platform.supervisor.tasks import Task
 
 logger = logging.getLogger(__name__)
 
 
 class DeadLetterWriter:
-    """Produces dead letters and reports each task's outcome through callbacks."""
+    """Produces dead letters and reports each task's outcome to the caller's ``settle``."""
 
     def __init__(
         self,
-        producer: Producer,
+        producer: DurableProducer,
         topic: str,
-        on_written: Callable[[Task], None],
-        on_failed: Callable[[Task], None],
         on_count: Callable[[str, int], None] | None = None,
     ) -> None:
         self._producer = producer
         self._topic = topic
-        self._on_written = on_written
-        self._on_failed = on_failed
         self._on_count = on_count
 
-    def write(self, task: Task, kind: str, reason: str) -> None:
-        """Produce every record of `task` to the dead-letter topic."""
+    def write(
+        self, task: Task, kind: str, reason: str, settle: Callable[[Task, bool], None]
+    ) -> None:
+        """Produce every record of `task` to the dead-letter topic; ``settle`` follows once."""
         records = task.records
-        remaining = [len(records)]
-        failed: list[str] = []
-
-        def delivered(err: Any, _msg: Any) -> None:
-            if err is not None:
-                failed.append(str(err))
-            remaining[0] -= 1
-            if remaining[0] == 0:
-                self._settle(task, kind, failed)
-
-        extra = h.error_headers(kind, reason)
+        delivery = DeliveryGroup(lambda error: self._settle(task, kind, error, settle))
+        source = h.SourceHeaders(records.topic, records.partition, task.attempt)
         for i, offset in enumerate(records.offsets):
-            hdrs: h.HeaderList = list(records.headers_of(i))
             tenant = records.tenants[i] if records.tenants else task.tenant
-            hdrs += h.source_headers(records.topic, records.partition, offset, tenant, task.attempt)
-            hdrs += extra
+            headers = h.dead_letter_headers(
+                list(records.headers_of(i)), source(offset, tenant), kind, reason
+            )
+            delivery.written += 1
             try:
                 self._producer.produce(
                     self._topic,
-                    value=records.values[i],
-                    key=records.keys[i],
-                    headers=hdrs,
-                    on_delivery=delivered,
+                    records.values[i],
+                    records.keys[i],
+                    headers,
+                    delivery.report,
                 )
-            except (BufferError, KafkaException) as exc:
+            except KafkaPlatformError as exc:
                 # Not queued, so no report will come for it: count it as failed now.
-                delivered(exc, None)
+                delivery.written -= 1
+                delivery.failed(exc)
+        delivery.seal()
         logger.warning(
             "records dead-lettered",
             extra={"task": task.task_id, "records": len(records), "kind": kind, "reason": reason},
         )
 
-    def _settle(self, task: Task, kind: str, failed: list[str]) -> None:
-        if failed:
-            logger.error(
-                "dead-letter write failed", extra={"task": task.task_id, "error": failed[0]}
-            )
-            self._on_failed(task)
+    def _settle(
+        self, task: Task, kind: str, error: str | None, settle: Callable[[Task, bool], None]
+    ) -> None:
+        if error is not None:
+            logger.error("dead-letter write failed", extra={"task": task.task_id, "error": error})
+            settle(task, False)
             return
         if self._on_count is not None:
             self._on_count(kind, task.size)
-        self._on_written(task)
+        settle(task, True)
 
     def poll(self) -> None:
         """Serve delivery reports; call often from the event loop."""
@@ -87,4 +78,4 @@ class DeadLetterWriter:
 
     def flush(self, timeout: float) -> int:
         """Wait for outstanding writes; returns how many are still undelivered."""
-        return int(self._producer.flush(timeout))
+        return self._producer.flush(timeout)

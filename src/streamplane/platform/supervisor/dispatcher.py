@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from streamplane.platform.supervisor.ledger import Ledger
 from streamplane.platform.supervisor.offsets import OffsetTracker
 from streamplane.platform.supervisor.tasks import Task, TopicPartition
 
@@ -93,12 +94,13 @@ class DomainTaskQueue(TaskQueue, Protocol):
 class DeadLetters(Protocol):
     """Writes exhausted records to the dead-letter topic."""
 
-    def write(self, task: Task, kind: str, reason: str) -> None:
-        """Produce the task's records to the DLQ.
+    def write(
+        self, task: Task, kind: str, reason: str, settle: Callable[[Task, bool], None]
+    ) -> None:
+        """Produce the task's records to the DLQ, then call ``settle(task, written)`` once.
 
-        Exactly one of `Dispatcher.dead_lettered` (written) or `Dispatcher.dead_letter_failed`
-        must follow, possibly from inside this call: until then the task's ordering lane is
-        held, so the lane's later records wait for the outcome.
+        ``settle`` may run from inside this call. Until it runs the task's ordering lane
+        is held, so the lane's later records wait for the outcome.
         """
 
 
@@ -166,49 +168,43 @@ class Dispatcher:
         self._on_acked = on_acked
         self.workers: dict[str, WorkerState] = {}
         self._rr: deque[str] = deque()
-        self.trackers: dict[TopicPartition, OffsetTracker] = {}
+        self.ledger = Ledger()
         self.events = Events()
         self.draining = False
 
     # -- partitions -----------------------------------------------------------------
     def assign(self, tp: TopicPartition, start: int | None) -> OffsetTracker:
         """Start tracking a newly assigned partition."""
-        tracker = self.trackers[tp] = OffsetTracker(start)
-        return tracker
+        return self.ledger.assign(tp, start)
 
     def revoke(self, tps: set[TopicPartition]) -> dict[TopicPartition, int]:
         """Stop dispatching these partitions; returns their committable offsets."""
-        offsets = self.committable(tps)
+        offsets = self.ledger.revoke(tps)
         for task in self.scheduler.drop_partitions(tps):
             task.revoked = True
         for worker in self.workers.values():
             for task in worker.inflight.values():
                 if task.tp in tps:
                     task.revoked = True
-        for tp in tps:
-            self.trackers.pop(tp, None)
         return offsets
 
     def committable(self, tps: set[TopicPartition] | None = None) -> dict[TopicPartition, int]:
         """Offset safe to commit per partition (only partitions with something consumed)."""
-        result: dict[TopicPartition, int] = {}
-        for tp, tracker in self.trackers.items():
-            if tps is not None and tp not in tps:
-                continue
-            offset = tracker.committable()
-            if offset is not None:
-                result[tp] = offset
-        return result
+        return self.ledger.committable(tps)
 
     @property
     def pending_records(self) -> int:
         """Consumed records not yet durably handled: the backpressure measure."""
-        return sum(t.outstanding for t in self.trackers.values())
+        return self.ledger.pending_records
+
+    def idle_credit(self) -> int:
+        """Tasks the connected workers could take right now."""
+        return sum(w.available for w in self.workers.values())
 
     # -- tasks ----------------------------------------------------------------------
     def submit(self, task: Task) -> None:
         """Queue a task the batcher closed."""
-        if self.trackers.get(task.tp) is not task.tracker:
+        if not self.ledger.is_current(task):
             return  # its partition was revoked while the batch was open
         self.scheduler.push(task)
 
@@ -348,7 +344,7 @@ class Dispatcher:
         reason = Failure.UNSENT.value
         self.events.failures[reason] = self.events.failures.get(reason, 0) + 1
         task.session = None
-        if task.revoked or self.trackers.get(task.tp) is not task.tracker:
+        if not self.ledger.is_current(task):
             self.scheduler.release(task, requeue=False, now=now)
             return
         task.attempt += 1
@@ -374,14 +370,13 @@ class Dispatcher:
     # -- outcomes -------------------------------------------------------------------
     def _complete(self, task: Task, now: float) -> None:
         self.scheduler.release(task, requeue=False, now=now)
-        if task.revoked or self.trackers.get(task.tp) is not task.tracker:
-            return  # revoked: the new owner re-reads these records
-        task.tracker.complete(task.offsets)
-        self.events.records_done += task.size
+        # Not current: revoked, and the new owner re-reads these records.
+        if self.ledger.complete(task):
+            self.events.records_done += task.size
 
     def _fail(self, task: Task, why: Failure, error: str, now: float) -> None:
         self.events.failures[why.value] = self.events.failures.get(why.value, 0) + 1
-        if task.revoked or self.trackers.get(task.tp) is not task.tracker:
+        if not self.ledger.is_current(task):
             self.scheduler.release(task, requeue=False, now=now)
             return
         task.attempt += 1
@@ -400,24 +395,29 @@ class Dispatcher:
             # `dead_letter_failed`): if the write fails the record is routed again, and
             # in key/partition order it must still come before the lane's later records.
             self.events.dead_lettered += task.size
-            self._dead_letters.write(task, why.value, error or why.value)
+            self._dead_letters.write(task, why.value, error or why.value, self._dead_letter_settled)
             return
         if why is Failure.RETRY:
             backoff = self._retry_backoff_s * 2 ** (task.failures - 1)
             task.not_before = now + min(backoff, MAX_RETRY_BACKOFF_S)
         self.scheduler.release(task, requeue=True, now=now)
 
+    def _dead_letter_settled(self, task: Task, written: bool) -> None:
+        if written:
+            self.dead_lettered(task)
+        else:
+            self.dead_letter_failed(task)
+
     def dead_lettered(self, task: Task) -> None:
         """The DLQ write of `task` was confirmed: its offsets may advance, its lane moves on."""
         self.scheduler.release(task, requeue=False, now=self._clock())
-        if not task.revoked and self.trackers.get(task.tp) is task.tracker:
-            task.tracker.complete(task.offsets)
+        if self.ledger.complete(task):
             self.events.records_done += task.size
 
     def dead_letter_failed(self, task: Task) -> None:
         """The DLQ write failed: try the whole route again later, first in its lane."""
         now = self._clock()
-        if task.revoked or self.trackers.get(task.tp) is not task.tracker:
+        if not self.ledger.is_current(task):
             self.scheduler.release(task, requeue=False, now=now)
             return
         task.failures = self._max_attempts - 1

@@ -33,6 +33,7 @@ from streamplane.platform.mesh.exceptions import PermanentPublishError, Transien
 from streamplane.platform.mesh.inbox import SESSION_HEADER, TASK_KIND
 from streamplane.platform.mesh.manifest import Manifest, check_endpoint, load_manifest
 from streamplane.platform.mesh.routing import TenantDomains
+from streamplane.platform.rpc import Backoff
 from streamplane.platform.supervisor.domain_scheduler import DomainScheduler
 from streamplane.platform.supervisor.tasks import Task
 
@@ -44,34 +45,6 @@ PUBLISH_CONCURRENCY = 32
 
 
 # -- retry policy ------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential backoff between publish attempts (DESIGN.md section 4).
-
-    100 ms doubling to 3 s: the first retries catch a node restarting or a queue that
-    drains in milliseconds; the cap keeps a dead node from being hammered. Six attempts
-    spend about 3 s of backoff before the credit goes back, longer than a node restart
-    under systemd or Kubernetes takes, short against the 60 s task lease.
-    """
-
-    first_s: float = 0.1
-    factor: float = 2.0
-    cap_s: float = 3.0
-    attempts: int = 6
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1 or self.first_s < 0 or self.factor < 1 or self.cap_s < 0:
-            raise ValueError(f"invalid backoff {self!r}")
-
-    def delay(self, failures: int) -> float:
-        """Seconds to wait after the `failures`-th failed attempt (1-based)."""
-        return float(min(self.cap_s, self.first_s * self.factor ** (failures - 1)))
-
-    def schedule(self) -> list[float]:
-        """Every wait between attempts, in order (one fewer than `attempts`)."""
-        return [self.delay(n) for n in range(1, self.attempts)]
-
-
 # -- the publishing pool -------------------------------------------------------------------
 @dataclass(eq=False, slots=True)
 class PublishJob:

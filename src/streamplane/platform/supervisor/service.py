@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2
 
 from streamplane.platform import metrics as m
+from streamplane.platform import rpc
 from streamplane.platform.supervisor.dispatcher import Dispatcher, ProtocolViolation, Transport
 from streamplane.platform.supervisor.mesh_dispatch import MeshTransport
 from streamplane.platform.supervisor.tasks import Task
@@ -29,8 +30,6 @@ SERVICE_NAME = "streamplane.runner.v1.Runner"
 MAX_DECLARED_INFLIGHT = 1024
 # A worker that says nothing for this long after connecting is not a worker.
 HELLO_TIMEOUT_S = 10.0
-# Tasks carry up to BATCH_MAX_BYTES of records; leave room above gRPC's 4 MiB default.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,23 +229,9 @@ def create_server(
     address: str, service: RunnerService
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """A gRPC server with Runner and the standard health service; returns the bound port."""
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.keepalive_time_ms", 10_000),
-            ("grpc.keepalive_timeout_ms", 5_000),
-            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-            ("grpc.keepalive_permit_without_calls", 1),
-        ]
+    return rpc.create_server(
+        address, lambda server: runner_pb2_grpc.add_RunnerServicer_to_server(service, server)
     )
-    runner_pb2_grpc.add_RunnerServicer_to_server(service, server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    port = server.add_insecure_port(address)
-    if port == 0:
-        raise OSError(f"cannot listen on {address}")
-    return server, port, health_servicer
 
 
 async def set_serving(servicer: health.aio.HealthServicer, serving: bool) -> None:

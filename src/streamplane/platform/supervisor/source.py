@@ -13,11 +13,12 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from typing import TypeVar
 
 from streamplane.platform import metrics as m
+from streamplane.platform.kafka.consumer import GroupConsumer
+from streamplane.platform.kafka.exceptions import CommitFailed
+from streamplane.platform.kafka.types import Message, TopicPartition
 from streamplane.platform.supervisor.batching import Batcher
 from streamplane.platform.supervisor.dispatcher import Dispatcher
 
@@ -36,7 +37,7 @@ class Source:
     def __init__(
         self,
         *,
-        consumer_factory: Callable[[], Consumer],
+        consumer_factory: Callable[[], GroupConsumer],
         topic: str,
         dispatcher: Dispatcher,
         batcher: Batcher,
@@ -57,12 +58,12 @@ class Source:
         self._commit_interval_s = commit_interval_s
         self._on_tick = on_tick
         self._clock = clock
-        self._consumer: Consumer | None = None
+        self._consumer: GroupConsumer | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(1, "sp-consumer")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._last_commit: dict[tuple[str, int], int] = {}
+        self._last_commit: dict[TopicPartition, int] = {}
         self.paused = False
-        self.assigned: set[tuple[str, int]] = set()
+        self.assigned: set[TopicPartition] = set()
 
     # -- lifecycle --------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -96,7 +97,7 @@ class Source:
         dispatcher.dispatch()
         if dispatcher.draining:
             return
-        idle = sum(w.available for w in dispatcher.workers.values())
+        idle = dispatcher.idle_credit()
         if idle > 0 and self._batcher.flush_due(now, limit=idle):
             dispatcher.dispatch()
 
@@ -122,19 +123,16 @@ class Source:
         self.commit(asynchronous=False)
 
     # -- the hot path -----------------------------------------------------------------
-    def _ingest(self, msgs: list[Any], now: float) -> None:
-        trackers = self._dispatcher.trackers
+    def _ingest(self, msgs: list[Message], now: float) -> None:
+        ledger = self._dispatcher.ledger
         add = self._batcher.add
         # Offsets are registered once per partition after the loop, not per record: no
         # completion can arrive before this method returns (acks run on this thread).
-        consumed: dict[tuple[str, int], list[int]] = {}
+        consumed: dict[TopicPartition, list[int]] = {}
         count = 0
         for msg in msgs:
-            if msg.error() is not None:
-                self._consumer_error(msg.error())
-                continue
             tp = (msg.topic(), msg.partition())
-            tracker = trackers.get(tp)
+            tracker = ledger.tracker(tp)
             if tracker is None:
                 continue  # revoked between fetch and now: the new owner reads it
             offset = msg.offset()
@@ -153,32 +151,23 @@ class Source:
                 now,
             )
             count += 1
-        for tp, offsets in consumed.items():
-            trackers[tp].register(offsets)
+        for key, offsets in consumed.items():
+            ledger.register(key, offsets)
         if count:
             m.RECORDS_CONSUMED.inc(count)
 
-    def _consumer_error(self, err: KafkaError) -> None:
-        if err.code() == KafkaError._PARTITION_EOF:
-            return
-        level = logging.ERROR if err.fatal() else logging.WARNING
-        logger.log(level, "consumer error", extra={"error": str(err)})
-
-    def _backpressure(self, consumer: Consumer) -> None:
+    def _backpressure(self, consumer: GroupConsumer) -> None:
         pending = self._dispatcher.pending_records
         if not self.paused and pending >= self._high:
-            consumer.pause(self._assignment())
+            consumer.pause(self.assigned)
             self.paused = True
             m.PAUSED.set(1)
             logger.info("paused fetching", extra={"pending": pending})
         elif self.paused and pending <= self._low:
-            consumer.resume(self._assignment())
+            consumer.resume(self.assigned)
             self.paused = False
             m.PAUSED.set(0)
             logger.info("resumed fetching", extra={"pending": pending})
-
-    def _assignment(self) -> list[TopicPartition]:
-        return [TopicPartition(t, p) for t, p in self.assigned]
 
     # -- commits ----------------------------------------------------------------------
     def commit(self, asynchronous: bool) -> None:
@@ -186,29 +175,28 @@ class Source:
         consumer = self._consumer
         if consumer is None:
             return
-        changed = [
-            TopicPartition(t, p, o)
-            for (t, p), o in self._dispatcher.committable().items()
-            if self._last_commit.get((t, p)) != o
-        ]
+        changed = {
+            tp: offset
+            for tp, offset in self._dispatcher.committable().items()
+            if self._last_commit.get(tp) != offset
+        }
         self._commit(consumer, changed, asynchronous)
 
-    def _commit(self, consumer: Consumer, tps: list[TopicPartition], asynchronous: bool) -> None:
-        if not tps:
+    def _commit(
+        self, consumer: GroupConsumer, offsets: dict[TopicPartition, int], asynchronous: bool
+    ) -> None:
+        if not offsets:
             return
         try:
-            if asynchronous:
-                consumer.commit(offsets=tps, asynchronous=True)
-            else:
-                consumer.commit(offsets=tps, asynchronous=False)
-        except Exception as exc:
+            consumer.commit(offsets, asynchronous=asynchronous)
+        except CommitFailed as exc:
             m.COMMITS.labels("error").inc()
             logger.warning("commit failed", extra={"error": str(exc)})
             return
         m.COMMITS.labels("ok").inc()
-        for tp in tps:
-            self._last_commit[(tp.topic, tp.partition)] = tp.offset
-            m.COMMITTED_OFFSET.labels(tp.topic, str(tp.partition)).set(tp.offset)
+        for (topic, partition), offset in offsets.items():
+            self._last_commit[(topic, partition)] = offset
+            m.COMMITTED_OFFSET.labels(topic, str(partition)).set(offset)
 
     # -- rebalance (called on the consumer thread) ------------------------------------
     def _on_loop(self, fn: Callable[[], T]) -> T:
@@ -224,33 +212,32 @@ class Source:
         self._loop.call_soon_threadsafe(call)
         return future.result()
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, partitions: list[TopicPartition]) -> None:
         def assign() -> None:
             for tp in partitions:
-                key = (tp.topic, tp.partition)
-                self._dispatcher.assign(key, None)
-                self.assigned.add(key)
+                self._dispatcher.assign(tp, None)
+                self.assigned.add(tp)
             m.ASSIGNED_PARTITIONS.set(len(self.assigned))
 
         self._on_loop(assign)
-        if self.paused:
+        if self.paused and self._consumer is not None:
             # New partitions start paused too, or a backlog could overrun the bound.
-            consumer.pause(partitions)
-        logger.info("partitions assigned", extra={"partitions": [p.partition for p in partitions]})
+            self._consumer.pause(partitions)
+        logger.info("partitions assigned", extra={"partitions": [p for _, p in partitions]})
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         offsets = self._on_loop(lambda: self._revoke(partitions))
-        tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
-        self._commit(consumer, tps, asynchronous=False)
-        logger.info("partitions revoked", extra={"partitions": [p.partition for p in partitions]})
+        if self._consumer is not None:
+            self._commit(self._consumer, offsets, asynchronous=False)
+        logger.info("partitions revoked", extra={"partitions": [p for _, p in partitions]})
 
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_lost(self, partitions: list[TopicPartition]) -> None:
         # Lost, not revoked: another member may already own them, so commit nothing.
         self._on_loop(lambda: self._revoke(partitions))
-        logger.warning("partitions lost", extra={"partitions": [p.partition for p in partitions]})
+        logger.warning("partitions lost", extra={"partitions": [p for _, p in partitions]})
 
-    def _revoke(self, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
-        keys = {(tp.topic, tp.partition) for tp in partitions}
+    def _revoke(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        keys = set(partitions)
         self._batcher.drop_partitions(keys)
         offsets = self._dispatcher.revoke(keys)
         self.assigned -= keys

@@ -18,7 +18,6 @@ import concurrent.futures
 import contextlib
 import logging
 import os
-import random
 import signal
 import socket
 import time
@@ -30,7 +29,8 @@ from streamplane.config import Settings
 from streamplane.exceptions import ConfigError
 from streamplane.mesh.v1 import mesh_pb2
 from streamplane.platform import metrics as m
-from streamplane.platform.kafka.clients import producer_config
+from streamplane.platform import rpc
+from streamplane.platform.kafka.config import producer_config
 from streamplane.platform.mesh.client import Subscriber
 from streamplane.platform.mesh.exceptions import SubscriptionRefused
 from streamplane.platform.mesh.inbox import TaskInbox
@@ -45,7 +45,6 @@ from streamplane.runner.v1 import runner_pb2, runner_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 FIRST_BACKOFF_S = 0.1
 
 _Outgoing = runner_pb2.WorkerMessage | None
@@ -81,7 +80,7 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, "signal")
         watchdog = asyncio.create_task(self._watch_idle())
-        backoff = FIRST_BACKOFF_S
+        reconnect = rpc.Reconnect(FIRST_BACKOFF_S, s.worker.reconnect_max_backoff_s)
         try:
             if s.mesh.mesh_endpoint:
                 await self._subscribe(s.mesh.mesh_endpoint)
@@ -89,12 +88,12 @@ class Worker:
                 welcomed = await self._connect_once()
                 if self._stop.is_set():
                     break
-                backoff = FIRST_BACKOFF_S if welcomed else backoff
-                delay = backoff * (0.5 + random.random())  # noqa: S311 - jitter, not crypto
+                if welcomed:
+                    reconnect.reset()
+                delay = reconnect.next_delay()
                 logger.info("reconnecting", extra={"in_s": round(delay, 3)})
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
-                backoff = min(backoff * 2, s.worker.reconnect_max_backoff_s)
         finally:
             watchdog.cancel()
             if self._mesh is not None:
@@ -129,15 +128,8 @@ class Worker:
         self._outbox = outbox
         outbox.put_nowait(self._hello())
         welcomed = False
-        options = [
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.keepalive_time_ms", 10_000),
-            ("grpc.keepalive_timeout_ms", 5_000),
-        ]
-        async with grpc.aio.insecure_channel(
-            self.settings.worker.supervisor_grpc_addr, options
-        ) as ch:
+        address = self.settings.worker.supervisor_grpc_addr
+        async with grpc.aio.insecure_channel(address, rpc.channel_options()) as ch:
             call = runner_pb2_grpc.RunnerStub(ch).Connect(_drain_outbox(outbox))
             stopper = asyncio.create_task(self._close_when_stopped(outbox))
             try:

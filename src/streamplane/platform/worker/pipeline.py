@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
-from typing import Any
-
-from confluent_kafka import Producer
 
 from streamplane.platform import metrics as m
 from streamplane.platform.headers import HeaderList
+from streamplane.platform.kafka.producer import DeliveryGroup, DurableProducer
 from streamplane.platform.worker.processor import Processor, WorkItem
 
 logger = logging.getLogger(__name__)
@@ -25,59 +22,19 @@ logger = logging.getLogger(__name__)
 POLL_S = 0.005
 
 
-class TaskDelivery:
-    """Counts one task's delivery reports; calls `done(error)` once, after the last.
-
-    `written` is bumped only by the processing thread and `delivered` only by the poll
-    thread, so the per-record path takes no lock; the lock guards firing `done` once.
-    """
-
-    __slots__ = ("_done", "_fired", "_lock", "_sealed", "delivered", "error", "written")
-
-    def __init__(self, done: Callable[[str | None], None]) -> None:
-        self._done = done
-        self._lock = threading.Lock()
-        self._sealed = False
-        self._fired = False
-        self.written = 0
-        self.delivered = 0
-        self.error: str | None = None
-
-    def report(self, err: Any, _msg: Any) -> None:
-        """Delivery callback, on the producer's poll thread."""
-        if err is not None and self.error is None:
-            self.error = str(err)
-        self.delivered += 1
-        if self._sealed and self.delivered == self.written:
-            self._fire()
-
-    def seal(self) -> None:
-        """No more writes will be added; fire now if all reports are already in."""
-        self._sealed = True
-        if self.delivered == self.written:
-            self._fire()
-
-    def _fire(self) -> None:
-        with self._lock:
-            if self._fired:
-                return
-            self._fired = True
-        self._done(self.error)
-
-
 class Pipeline:
     """Processor + producer + delivery tracking for one worker."""
 
     def __init__(self, processor: Processor, producer_conf: dict[str, object]) -> None:
         self.processor = processor
         self._conf = producer_conf
-        self._producer: Producer | None = None
+        self._producer: DurableProducer | None = None
         self._poller: threading.Thread | None = None
         self._stopping = threading.Event()
 
     def start(self) -> None:
         """Create the producer and its delivery-report thread."""
-        self._producer = Producer(self._conf)
+        self._producer = DurableProducer(self._conf)
         self._poller = threading.Thread(target=self._poll_forever, name="sp-delivery", daemon=True)
         self._poller.start()
 
@@ -95,19 +52,15 @@ class Pipeline:
         """
         producer = self._producer
         assert producer is not None
-        delivery = TaskDelivery(done)
+        delivery = DeliveryGroup(done)
         callback = delivery.report
+        produce = producer.produce_waiting
 
         def emit(topic: str, key: bytes | None, value: bytes, headers: HeaderList) -> None:
             delivery.written += 1
-            while True:
-                try:
-                    producer.produce(topic, value, key, headers=headers, on_delivery=callback)
-                    break
-                except BufferError:
-                    # The local queue is full: wait for the poll thread to drain it. Only
-                    # that thread serves reports, so `report` never runs concurrently.
-                    time.sleep(0.005)
+            # A full local queue waits for the poll thread to drain it: only that thread
+            # serves reports, so `report` never runs concurrently.
+            produce(topic, value, key, headers, callback)
 
         # Seal only on success: a failed task is answered with REJECT by the caller, and
         # its writes that still report in must never turn into an OK ack.
@@ -122,6 +75,6 @@ class Pipeline:
             self._poller.join(timeout=5)
         left = 0
         if self._producer is not None:
-            left = int(self._producer.flush(timeout))
+            left = self._producer.flush(timeout)
         self.processor.close()
         return left

@@ -10,7 +10,7 @@ the read whatever librdkafka does. The child first waits (bounded) for the group
 coordinator with DescribeConsumerGroups, which handles NOT_COORDINATOR safely, so the
 crash is rare in the first place.
 
-This module imports no Dagster, so the child starts in a fraction of a second. The
+The module imports no Dagster, so the child starts in a fraction of a second. The
 request, librdkafka settings included, goes over stdin, never the command line.
 """
 
@@ -36,8 +36,6 @@ __all__ = ["TopicOffsets", "read_group_offsets"]
 # Python and confluent-kafka start in well under a second; five more seconds absorb a
 # loaded 2-core machine before the parent gives up on the child.
 CHILD_STARTUP_S = 5.0
-# How often the child asks whether the group's coordinator is ready.
-_COORDINATOR_POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,7 @@ def read_group_offsets(
     request = {"conf": dict(conf), "group": group, "topic": topic, "timeout": timeout}
     try:
         child = subprocess.run(
-            [sys.executable, "-m", "streamplane.sensors.group_offsets"],
+            [sys.executable, "-m", "streamplane.platform.kafka.group_offsets"],
             input=json.dumps(request),
             capture_output=True,
             text=True,
@@ -110,26 +108,6 @@ def _ints(raw: Mapping[str, Any]) -> dict[int, int]:
 # --------------------------------------------------------------------------- the child
 
 
-def _wait_for_coordinator(conf: Mapping[str, str], group: str, deadline: float) -> None:
-    """Wait until DescribeConsumerGroups answers for ``group`` (its coordinator is ready)."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    client = AdminClient(dict(conf))
-    while True:
-        remaining = max(deadline - time.monotonic(), 0.01)
-        future = client.describe_consumer_groups([group], request_timeout=remaining)[group]
-        try:
-            future.result(timeout=remaining)
-            return
-        except KafkaException as exc:
-            if time.monotonic() + _COORDINATOR_POLL_S >= deadline:
-                raise KafkaUnavailable(f"group {group!r} has no ready coordinator: {exc}") from exc
-        except TimeoutError as exc:
-            raise KafkaUnavailable(f"describe group {group!r}: no answer in time") from exc
-        time.sleep(_COORDINATOR_POLL_S)
-
-
 def _read(request: Mapping[str, Any]) -> dict[str, Any]:
     """Do the reads the parent asked for; errors become an ``error`` answer."""
     from streamplane.platform.kafka import admin
@@ -141,7 +119,7 @@ def _read(request: Mapping[str, Any]) -> dict[str, Any]:
         return max(deadline - time.monotonic(), 0.01)
 
     try:
-        _wait_for_coordinator(conf, group, deadline)
+        admin.wait_for_group_coordinator(conf, group, timeout=left())
         lag = admin.group_lag(conf, group, topic, timeout=left())
         committed = admin.committed_offsets(conf, group, topic, timeout=left())
         ends = admin.end_offsets(conf, topic, timeout=left())
