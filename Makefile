@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 BUF := node_modules/.bin/buf
 
-.PHONY: run test unit lint typecheck proto-lint streaming-proto kafka-jars venv bench clean
+.PHONY: setup run test unit lint typecheck proto-lint streaming-proto kafka-jars venv bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml hatch_build.py scripts/gen_proto.py $(wildcard proto/streamplane/*/v1/*.proto)
@@ -45,8 +45,13 @@ run: venv kafka-jars
 unit: venv
 	$(BIN)/pytest tests/unit -q
 
+## setup: the system side of `make test` (Debian packages, single-node Slurm, a Docker
+## daemon), idempotent; as root it installs and starts what is missing (scripts/setup-system.sh)
+setup:
+	@bash scripts/setup-system.sh
+
 ## test: lint, types, proto lint, then every test (real Kafka included)
-test: venv kafka-jars proto-lint lint typecheck
+test: setup venv kafka-jars proto-lint lint typecheck
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: venv kafka-jars
