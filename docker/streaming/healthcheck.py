@@ -3,6 +3,9 @@
 The slim image has no curl or grpc_health_probe, so compose's ``healthcheck`` runs this:
 
     healthcheck.py supervisor      GET /readyz on the port of SUPERVISOR_HTTP_LISTEN
+    healthcheck.py worker          the supervisor (SUPERVISOR_GRPC_ADDR's host, the port of
+                                   SUPERVISOR_HTTP_LISTEN) lists a session of this
+                                   worker (WORKER_ID, else an id "<hostname>-<pid>")
     healthcheck.py http URL        any 2xx answer from URL
     healthcheck.py grpc HOST:PORT  grpc.health.v1 says SERVING (service "" by default)
     healthcheck.py kafka           the Kafka at KAFKA_BROKERS answers a metadata request,
@@ -15,8 +18,10 @@ Exit 0 when healthy, 1 with one line on stderr when not, 2 on bad arguments.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
+import socket
 import sys
 import urllib.error
 import urllib.request
@@ -46,6 +51,11 @@ def check_http(url: str) -> str:
 
 def check_supervisor() -> str:
     """The supervisor's /readyz on the port its SUPERVISOR_HTTP_LISTEN names."""
+    return check_http(f"http://127.0.0.1:{_http_port()}/readyz")
+
+
+def _http_port() -> int:
+    """The port of SUPERVISOR_HTTP_LISTEN (default :8080)."""
     from streamplane.config import parse_listen
 
     listen = os.environ.get("SUPERVISOR_HTTP_LISTEN") or ":8080"
@@ -53,7 +63,26 @@ def check_supervisor() -> str:
         _, port = parse_listen(listen)
     except ValueError as exc:
         raise Unhealthy(f"SUPERVISOR_HTTP_LISTEN: {exc}") from exc
-    return check_http(f"http://127.0.0.1:{port}/readyz")
+    return port
+
+
+def check_worker() -> str:
+    """The supervisor lists a session of this worker in its /v1/workers."""
+    address = os.environ.get("SUPERVISOR_GRPC_ADDR") or "supervisor:7000"
+    host = address.rsplit(":", 1)[0].removeprefix("http://").removeprefix("https://") or "127.0.0.1"
+    url = f"http://{host}:{_http_port()}/v1/workers"
+    try:
+        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as reply:
+            workers = json.load(reply).get("workers", [])
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise Unhealthy(f"{url}: {getattr(exc, 'reason', exc)}") from exc
+    wanted = os.environ.get("WORKER_ID")
+    prefix = f"{socket.gethostname()}-"
+    ids = [str(w.get("id", "")) for w in workers if isinstance(w, dict)]
+    mine = [i for i in ids if (i == wanted if wanted else i.startswith(prefix))]
+    if not mine:
+        raise Unhealthy(f"{url}: no session of {wanted or prefix + '<pid>'} among {len(ids)}")
+    return f"{url}: session of {mine[0]}"
 
 
 def check_grpc(address: str, service: str) -> str:
@@ -87,7 +116,10 @@ def check_kafka() -> str:
         settings = load_settings()
     except ConfigError as exc:
         raise Unhealthy(str(exc)) from exc
-    conf: dict[str, str | int | float | bool] = {**settings.as_librdkafka_dict()}
+    # The Kafka section of the settings (older layouts kept it on the root object).
+    kafka = getattr(settings, "kafka", settings)
+    brokers = kafka.kafka_brokers
+    conf: dict[str, str | int | float | bool] = {**kafka.as_librdkafka_dict()}
     conf["log_level"] = 0  # librdkafka's own connect errors: the one line below says it
     client = AdminClient(conf)
     try:
@@ -95,8 +127,8 @@ def check_kafka() -> str:
     except KafkaException as exc:
         error = exc.args[0]
         reason = error.str() if hasattr(error, "str") else str(error)
-        raise Unhealthy(f"{settings.kafka_brokers}: {reason}") from exc
-    return f"{settings.kafka_brokers}: {len(meta.brokers)} broker(s)"
+        raise Unhealthy(f"{brokers}: {reason}") from exc
+    return f"{brokers}: {len(meta.brokers)} broker(s)"
 
 
 def idle() -> int:
@@ -112,6 +144,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="healthcheck.py", description=__doc__.splitlines()[0])
     probes = parser.add_subparsers(dest="probe", required=True)
     probes.add_parser("supervisor", help="GET /readyz on SUPERVISOR_HTTP_LISTEN's port")
+    probes.add_parser("worker", help="the supervisor's /v1/workers lists this worker")
     http = probes.add_parser("http", help="any 2xx answer from URL")
     http.add_argument("url")
     grpc_probe = probes.add_parser("grpc", help="grpc.health.v1 Check says SERVING")
@@ -130,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.probe == "supervisor":
             line = check_supervisor()
+        elif args.probe == "worker":
+            line = check_worker()
         elif args.probe == "http":
             line = check_http(args.url)
         elif args.probe == "grpc":

@@ -14,7 +14,9 @@ from tests.docker.stack import (
     COMPOSE,
     DAGSTER_SERVICES,
     EXTERNAL_KAFKA,
+    LOCAL_IMAGES,
     MANIFEST,
+    REPO,
     STREAMPLANE_SERVICES,
     TEMPLATE,
     compose_config,
@@ -121,7 +123,7 @@ def test_compose_defaults_repeat_the_template() -> None:
     """`${NAME:-default}` in compose.yaml says what env.template says, and nothing else."""
     active, commented = parse_env_file(TEMPLATE)
     container_only = {"MESH_SERVICES_FILE": "/etc/streamplane/mesh-services.json"}
-    for path in (COMPOSE, EXTERNAL_KAFKA):
+    for path in (COMPOSE, EXTERNAL_KAFKA, LOCAL_IMAGES):
         for name, default in _INTERPOLATION.findall(path.read_text()):
             assert name in active or name in commented, f"{path.name}: {name} not in template"
             if name in container_only:
@@ -202,3 +204,48 @@ def test_unset_required_values_fall_back_to_the_template_default(
     active, _ = parse_env_file(TEMPLATE)
     env = service_env(compose_config(compose, env_file), "supervisor")
     assert env[bad] == active[bad]
+
+
+def test_local_images_build_kafka_and_postgres_from_the_local_base(
+    compose: list[str], env_file: Path
+) -> None:
+    model = compose_config(
+        compose, env_file, (COMPOSE, LOCAL_IMAGES), STREAMING_BASE_IMAGE="local/debian:test"
+    )
+    services: dict[str, Any] = model["services"]
+    for name, dockerfile, image in (
+        ("broker", "docker/kafka/Dockerfile", "streamplane-kafka:local"),
+        ("postgres", "docker/postgres/Dockerfile", "streamplane-postgres:local"),
+    ):
+        service = services[name]
+        assert service["image"] == image
+        assert service["build"]["dockerfile"] == dockerfile
+        assert service["build"]["args"]["BASE_IMAGE"] == "local/debian:test"
+        assert (REPO / dockerfile).is_file()
+    # The rest of the stack keeps its health checks and settings unchanged.
+    assert services["broker"]["healthcheck"]["test"][-1].startswith(
+        "/opt/kafka/bin/kafka-broker-api-versions.sh"
+    )
+    assert service_env(model, "postgres")["POSTGRES_DB"] == "dagster"
+
+
+def test_the_streamplane_base_image_is_a_build_argument(compose: list[str], env_file: Path) -> None:
+    default = compose_config(compose, env_file)
+    args = default["services"]["supervisor"]["build"]["args"]
+    assert args["PYTHON_IMAGE"] == "python:3.11-slim-bookworm"
+    local = compose_config(compose, env_file, STREAMPLANE_PYTHON_IMAGE="local/debian:bookworm")
+    for name in STREAMPLANE_SERVICES:
+        assert local["services"][name]["build"]["args"]["PYTHON_IMAGE"] == "local/debian:bookworm"
+
+
+def test_every_service_runs_under_an_init(model: dict[str, Any]) -> None:
+    """PID 1 forwards signals and reaps: `down` never waits on an ignored SIGTERM."""
+    for name in ALL_SERVICES:
+        assert model["services"][name].get("init") is True, name
+
+
+def test_every_long_running_service_has_a_health_check(model: dict[str, Any]) -> None:
+    one_shot = {"topics", "producer"}
+    for name in ALL_SERVICES:
+        if name not in one_shot:
+            assert model["services"][name].get("healthcheck", {}).get("test"), name

@@ -14,6 +14,7 @@ from tests.docker.stack import (
     COMPOSE,
     ENV_SCRIPT,
     EXTERNAL_KAFKA,
+    LOCAL_IMAGES,
     MAKEFILE,
     REPO,
     TEMPLATE,
@@ -31,7 +32,7 @@ def tree(tmp_path: Path) -> Path:
     """The stack's files in the repo's layout, so make never touches the real .env."""
     streaming = tmp_path / "docker" / "streaming"
     streaming.mkdir(parents=True)
-    for path in (MAKEFILE, TEMPLATE, COMPOSE, EXTERNAL_KAFKA):
+    for path in (MAKEFILE, TEMPLATE, COMPOSE, EXTERNAL_KAFKA, LOCAL_IMAGES):
         shutil.copy2(path, streaming / path.name)
     (tmp_path / "scripts").mkdir()
     shutil.copy2(ENV_SCRIPT, tmp_path / "scripts" / ENV_SCRIPT.name)
@@ -119,17 +120,38 @@ def test_without_an_engine_one_line_says_so(tree: Path, target: str) -> None:
 
 
 def test_without_a_daemon_the_real_docker_cli_stops_too(tree: Path) -> None:
+    """The real docker CLI pointed at a socket where no daemon listens: one line, exit 2."""
     docker = shutil.which("docker")
-    if docker is None:
-        pytest.skip("no docker CLI here: covered by the DOCKER=/nonexistent test")
-    probe = subprocess.run([docker, "info"], capture_output=True, timeout=60, env=clean_env())
-    if probe.returncode == 0:
-        pytest.skip("a container engine runs here; this test is for machines without one")
-    result = make(tree, "streaming-up")
+    require(docker is not None, "no docker CLI: apt-get install docker.io")
+    assert docker is not None
+    nowhere = f"unix://{tree}/no-daemon.sock"
+    probe = subprocess.run(
+        [docker, "info"], capture_output=True, timeout=60, env=clean_env(DOCKER_HOST=nowhere)
+    )
+    assert probe.returncode != 0
+    result = make(tree, "streaming-up", DOCKER_HOST=nowhere)
     errors = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert result.returncode != 0
     assert len(errors) == 1, result.stderr
     assert "no container engine" in errors[0]
+
+
+def test_local_images_select_the_override_and_the_legacy_builder(tree: Path) -> None:
+    """STREAMING_IMAGES=local adds compose.local-images.yaml; no BuildKit is asked for."""
+    result = make(tree, "-n", "streaming-build", "STREAMING_IMAGES=local", "DOCKER=true")
+    assert result.returncode == 0, result.stderr
+    build = [ln for ln in result.stdout.splitlines() if " build " in ln]
+    assert build, result.stdout
+    assert "compose.local-images.yaml" in build[-1]
+    assert "DOCKER_BUILDKIT=0" in build[-1]
+    assert "STREAMPLANE_PYTHON_IMAGE=local/debian:bookworm" in build[-1]
+    assert build[-1].rstrip().endswith("supervisor broker postgres")
+    assert "docker-base-image.sh" in result.stdout
+    assert "streaming-wheelhouse.sh" in result.stdout
+    plain = make(tree, "-n", "streaming-build", "DOCKER=true")
+    assert plain.returncode == 0, plain.stderr
+    assert "compose.local-images.yaml" not in plain.stdout
+    assert "docker-base-image.sh" not in plain.stdout
 
 
 def test_the_makefile_and_streaming_mk_fit_together() -> None:
