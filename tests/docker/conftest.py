@@ -11,6 +11,13 @@ import pytest
 from tests.docker.stack import TEMPLATE, compose_command, compose_config, require
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "stack: brings the container stack up for real (Docker daemon; make test runs it)",
+    )
+
+
 @pytest.fixture(scope="session")
 def compose() -> list[str]:
     """The compose CLI (v2 plugin or v1 docker-compose); no engine needed for `config`."""
