@@ -22,8 +22,8 @@ from streamplane.assets import (
     topic_specs,
 )
 from streamplane.assets.feature_reader import FEATURE_SCHEMA, read_tail
-from streamplane.jobs import feature_snapshot_job
 from streamplane.dev.demo_events import events
+from streamplane.jobs import feature_snapshot_job
 from streamplane.platform.features.base import get_engine
 from streamplane.platform.kafka.admin import ensure_topics
 from streamplane.resources import KafkaResource, SnapshotResource, StreamplaneResource

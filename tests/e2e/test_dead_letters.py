@@ -10,8 +10,8 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from streamplane.platform import headers as h
 from streamplane.dev.demo_events import make_event
+from streamplane.platform import headers as h
 from streamplane.platform.kafka import admin
 from tests.support.audit import Source, assert_committed_at_end, audit_topics, source_of
 from tests.support.procs import Processes, Stack
