@@ -95,6 +95,10 @@ fi
 
 # --- Docker: start the daemon by hand when none answers ---------------------------------
 if ! timeout 20 docker info >/dev/null 2>&1; then
+  if ((root == 0)) && [[ -z ${DOCKER_HOST:-} && -S /var/run/docker.sock && ! -w /var/run/docker.sock ]]; then
+    say "no access to /var/run/docker.sock: add $(id -un) to the docker group (usermod -aG docker $(id -un))"
+    exit 1
+  fi
   if ((root == 0)) || [[ $mode == check ]] || [[ -n ${DOCKER_HOST:-} ]]; then
     say "no Docker daemon answers 'docker info': start dockerd (as root: scripts/setup-system.sh)"
     exit 1
