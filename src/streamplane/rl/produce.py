@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from confluent_kafka import KafkaException, Producer
-
 from streamplane.config import Settings
 from streamplane.platform.kafka.config import producer_config
-from streamplane.platform.kafka.exceptions import KafkaUnavailable
+from streamplane.platform.kafka.exceptions import KafkaPlatformError, KafkaUnavailable
+from streamplane.platform.kafka.producer import DurableProducer
 from streamplane.rl.transitions import DEFAULT_ENV, DEFAULT_SKILL, RolloutRequest
 
 logger = logging.getLogger(__name__)
@@ -87,19 +86,14 @@ def produce_rollouts(
     headers: list[tuple[str, str | bytes | None]] | None = (
         [("tenant", tenant.encode())] if tenant else None
     )
-    producer = Producer(producer_config(settings, "streamplane-rollouts"))
+    producer = DurableProducer(producer_config(settings, "streamplane-rollouts"))
     try:
         for index, request in enumerate(requests):
-            producer.produce(
-                target,
-                request.to_json(),
-                key=f"{skill}-{index}".encode(),
-                headers=headers,
-                on_delivery=report,
-            )
+            key = f"{skill}-{index}".encode()
+            producer.produce_waiting(target, request.to_json(), key, headers, report, poll=True)
             producer.poll(0)
         remaining = producer.flush(_FLUSH_TIMEOUT_S)
-    except KafkaException as exc:
+    except KafkaPlatformError as exc:
         raise KafkaUnavailable(f"cannot write rollout requests to {target!r}: {exc}") from exc
     if remaining or failures:
         raise KafkaUnavailable(

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException
 from confluent_kafka import TopicPartition as _TP
 
 from streamplane.platform.kafka.errors import is_partition_eof, translate, translated
@@ -21,6 +21,9 @@ from streamplane.platform.kafka.types import Message, TopicPartition
 logger = logging.getLogger(__name__)
 
 Rebalance = Callable[[list[TopicPartition]], None]
+
+#: An offset meaning "the first record still in the log", for :meth:`GroupConsumer.assign`.
+BEGINNING: int = OFFSET_BEGINNING
 
 
 class GroupConsumer:
@@ -119,6 +122,19 @@ class GroupConsumer:
                 self._client.commit(offsets=tps, asynchronous=False)
         except KafkaException as exc:
             raise translate(exc, "commit offsets", CommitFailed) from exc
+
+    def committed(
+        self, partitions: Iterable[TopicPartition], timeout: float
+    ) -> dict[TopicPartition, int]:
+        """The group's committed offsets of ``partitions`` (those never committed left out).
+
+        Raises:
+            KafkaUnavailable: no answer in time, or the coordinator is moving.
+            KafkaAdminError: the request was refused.
+        """
+        with translated("read committed offsets"):
+            answer = self._client.committed([_TP(t, p) for t, p in partitions], timeout=timeout)
+        return {(tp.topic, tp.partition): tp.offset for tp in answer if tp.offset >= 0}
 
     def group_metadata(self) -> bytes:
         """The member's group metadata, serialised (for a transaction in another process)."""

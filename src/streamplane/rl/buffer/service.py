@@ -26,13 +26,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-
 from streamplane.config import RLSettings, Settings, load_settings
 from streamplane.exceptions import ConfigError
 from streamplane.platform.kafka.admin import ensure_topics, topic_partitions
 from streamplane.platform.kafka.config import admin_config, consumer_config
+from streamplane.platform.kafka.consumer import BEGINNING, GroupConsumer
 from streamplane.platform.kafka.exceptions import (
+    CommitFailed,
     KafkaAdminError,
     KafkaPlatformError,
     KafkaUnavailable,
@@ -156,7 +156,7 @@ class BufferService:
             while not stop.is_set():
                 try:
                     self._ensure_topic(conf)
-                    consumer = Consumer(self._consumer_conf())
+                    consumer = GroupConsumer(self._consumer_conf())
                     try:
                         self._consume(consumer, stop, conf)
                     finally:
@@ -184,7 +184,9 @@ class BufferService:
         conf["client.id"] = "streamplane-rl-buffer"
         return conf
 
-    def _consume(self, consumer: Consumer, stop: threading.Event, admin: dict[str, str]) -> None:
+    def _consume(
+        self, consumer: GroupConsumer, stop: threading.Event, admin: dict[str, str]
+    ) -> None:
         partitions = self._assign(consumer, admin, [], stop)
         self._commit(consumer)
         self.ready.set()
@@ -194,21 +196,9 @@ class BufferService:
         refreshed = self._clock()
         linger, shard_rows = self._training.rl_buffer_linger_s, self._training.rl_buffer_shard_rows
         while not stop.is_set():
-            try:
-                messages = consumer.consume(num_messages=1000, timeout=_POLL_S)
-            except KafkaException as exc:
-                logger.warning("RL buffer consume failed; retrying", extra={"error": str(exc)})
-                stop.wait(_ERROR_BACKOFF_S)
-                continue
+            messages = consumer.consume(1000, _POLL_S)
             for message in messages:
-                error = message.error()
-                if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        logger.warning("RL buffer consumer error", extra={"error": str(error)})
-                    continue
                 partition, offset = message.partition(), message.offset()
-                assert partition is not None
-                assert offset is not None
                 positions[partition] = offset + 1
                 if first_at is None:
                     first_at = self._clock()
@@ -230,7 +220,7 @@ class BufferService:
             self._flush(consumer, rows, positions)
 
     def _flush(
-        self, consumer: Consumer, rows: list[dict[str, Any]], positions: dict[int, int]
+        self, consumer: GroupConsumer, rows: list[dict[str, Any]], positions: dict[int, int]
     ) -> None:
         manifest = self._writer.write_shard(rows, positions)
         self._commit(consumer)
@@ -245,22 +235,18 @@ class BufferService:
             extra={"rows": len(rows), "transitions": manifest.transitions, "bytes": manifest.bytes},
         )
 
-    def _commit(self, consumer: Consumer) -> None:
+    def _commit(self, consumer: GroupConsumer) -> None:
         """Commit the manifest's offsets (the manifest is durable by now)."""
-        offsets = [
-            TopicPartition(self._topic, p, o) for p, o in self._writer.manifest.next_offsets.items()
-        ]
-        if not offsets:
-            return
+        offsets = {(self._topic, p): o for p, o in self._writer.manifest.next_offsets.items()}
         try:
-            consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
+            consumer.commit(offsets, asynchronous=False)
+        except CommitFailed as exc:
             # Harmless for correctness: the manifest, not the group, says where to resume.
             logger.warning("RL buffer commit failed", extra={"error": str(exc)})
 
     def _assign(
         self,
-        consumer: Consumer,
+        consumer: GroupConsumer,
         admin: dict[str, str],
         known: list[int],
         stop: threading.Event,
@@ -280,18 +266,16 @@ class BufferService:
         committed = self._committed(
             consumer, [p for p in partitions if p not in manifest.next_offsets], stop
         )
-        assignment = []
+        assignment = {}
         for p in partitions:
             start = (pending or {}).get(p, manifest.next_offsets.get(p, committed.get(p)))
-            assignment.append(
-                TopicPartition(self._topic, p, start if start is not None else OFFSET_BEGINNING)
-            )
+            assignment[(self._topic, p)] = start if start is not None else BEGINNING
         consumer.assign(assignment)
         logger.info("RL buffer assigned", extra={"topic": self._topic, "partitions": partitions})
         return partitions
 
     def _committed(
-        self, consumer: Consumer, partitions: list[int], stop: threading.Event
+        self, consumer: GroupConsumer, partitions: list[int], stop: threading.Event
     ) -> dict[int, int]:
         """The group's committed offsets of ``partitions`` (those the manifest lacks).
 
@@ -303,16 +287,16 @@ class BufferService:
         """
         if not partitions:
             return {}
-        request = [TopicPartition(self._topic, p) for p in partitions]
+        request = [(self._topic, p) for p in partitions]
         for _ in range(_COMMITTED_ATTEMPTS):
             try:
                 answer = consumer.committed(request, timeout=10)
-            except KafkaException as exc:
+            except KafkaPlatformError as exc:
                 logger.warning("RL buffer cannot read committed offsets", extra={"error": str(exc)})
                 if stop.wait(_ERROR_BACKOFF_S):
                     break
                 continue
-            return {tp.partition: tp.offset for tp in answer if tp.offset >= 0}
+            return {p: offset for (_, p), offset in answer.items()}
         raise KafkaUnavailable(f"cannot read the committed offsets of {self._topic!r}")
 
 

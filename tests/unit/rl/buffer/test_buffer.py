@@ -155,24 +155,23 @@ def test_committed_offsets_are_retried_while_the_coordinator_loads(
 ) -> None:
     import threading
 
-    from confluent_kafka import KafkaError, KafkaException, TopicPartition
-
     from streamplane.config import Settings
     from streamplane.platform.kafka.exceptions import KafkaUnavailable
     from streamplane.rl.buffer.service import BufferService
 
     class Consumer:
+        """GroupConsumer.committed as a coordinator that is still loading answers it."""
+
         def __init__(self, failures: int) -> None:
             self.failures = failures
 
-        def committed(self, request: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        def committed(
+            self, request: list[tuple[str, int]], timeout: float
+        ) -> dict[tuple[str, int], int]:
             if self.failures:
                 self.failures -= 1
-                raise KafkaException(KafkaError(KafkaError.NOT_COORDINATOR))
-            return [
-                TopicPartition(tp.topic, tp.partition, 5 if tp.partition else -1001)
-                for tp in request
-            ]
+                raise KafkaUnavailable("not coordinator", code=16)
+            return {(topic, p): 5 for topic, p in request if p}  # partition 0 never committed
 
     class NoWait(threading.Event):
         """A stop event whose backoff waits return at once (never set)."""
