@@ -43,7 +43,10 @@ class FeaturesProcessor(Processor):
                 emit(output, keys[index], value, source(offsets[index], tenant))
         for error in batch.errors:
             i = error.index
-            headers: h.HeaderList = list(records.headers_of(i))
-            headers += source(offsets[i], item.tenant_at(i))
-            headers += h.error_headers(error.kind, error.reason)
+            headers = h.dead_letter_headers(
+                list(records.headers_of(i)),
+                source(offsets[i], item.tenant_at(i)),
+                error.kind,
+                error.reason,
+            )
             emit(self._dlq, keys[i], records.values[i], headers)

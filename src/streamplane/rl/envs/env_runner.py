@@ -93,9 +93,9 @@ class RolloutProcessor(Processor):
                     "rollout request dead-lettered",
                     extra={"offset": records.offsets[index], "reason": str(exc)},
                 )
-                headers: h.HeaderList = list(records.headers_of(index))
-                headers += source
-                headers += h.error_headers(ROLLOUT_ERROR_KIND, str(exc))
+                headers = h.dead_letter_headers(
+                    list(records.headers_of(index)), source, ROLLOUT_ERROR_KIND, str(exc)
+                )
                 emit(self._dlq, records.keys[index], value, headers)
 
     def close(self) -> None:
