@@ -14,6 +14,7 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from confluent_kafka import (
@@ -28,12 +29,25 @@ from confluent_kafka import (
 # no __all__ there, so mypy's strict re-export rule needs telling.
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec  # type: ignore[attr-defined]
 
-from streamplane.platform.kafka.errors import from_error, translate
-from streamplane.platform.kafka.exceptions import KafkaAdminError, KafkaUnavailable
+from streamplane.platform.kafka.errors import (
+    UNKNOWN_TOPIC_OR_PART,
+    from_error,
+    translate,
+    translated,
+)
+from streamplane.platform.kafka.exceptions import (
+    KafkaAdminError,
+    KafkaPlatformError,
+    KafkaUnavailable,
+)
 
 __all__ = [
+    "ClusterInfo",
     "KafkaConf",
+    "MetadataProbe",
     "committed_offsets",
+    "delete_topics",
+    "describe_cluster",
     "end_offsets",
     "ensure_topics",
     "ensure_topics_like",
@@ -315,3 +329,100 @@ def _wait_for_leaders(admin: AdminClient, topics: Mapping[str, int], deadline: f
         if time.monotonic() >= deadline:
             raise KafkaUnavailable(f"topics {sorted(pending)} have no leader before the deadline")
         time.sleep(_METADATA_POLL_S)
+
+
+# ------------------------------------------------------------------ cluster and cleanup
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """What the cluster metadata says about the cluster itself.
+
+    ``brokers`` lists the ids of the brokers in the metadata; in KRaft only registered,
+    unfenced brokers appear there, so a non-empty list means topics can be used now.
+    """
+
+    cluster_id: str | None
+    brokers: tuple[int, ...]
+
+
+def describe_cluster(conf: KafkaConf, timeout: float = 10) -> ClusterInfo:
+    """Return the cluster id and the brokers in the metadata (a reachability check).
+
+    Raises:
+        KafkaUnavailable: the cluster did not answer in time.
+        KafkaAdminError: the request was refused.
+    """
+    deadline = time.monotonic() + timeout
+    with translated("create admin client", KafkaUnavailable):
+        admin = _admin(conf)
+    return _cluster_info(_metadata(admin, None, deadline, "describe cluster"))
+
+
+class MetadataProbe:
+    """One admin client kept for repeated short probes of the cluster (a readiness loop).
+
+    A client per probe would connect and tear down each time; this one connects on the
+    first :meth:`describe` and keeps its connection. Nothing happens in the constructor.
+    """
+
+    def __init__(self, conf: KafkaConf) -> None:
+        self._conf = dict(conf)
+        self._client: AdminClient | None = None
+
+    def describe(self, timeout: float) -> ClusterInfo:
+        """Return the cluster id and brokers, waiting at most ``timeout`` seconds.
+
+        Raises:
+            KafkaUnavailable: no answer in time (the broker is not up yet, say).
+            KafkaAdminError: the request was refused.
+        """
+        deadline = time.monotonic() + timeout
+        if self._client is None:
+            with translated("create admin client", KafkaUnavailable):
+                self._client = _admin(self._conf)
+        return _cluster_info(_metadata(self._client, None, deadline, "describe cluster"))
+
+
+def delete_topics(
+    conf: KafkaConf, topics: list[str], timeout: float = 30
+) -> dict[str, KafkaPlatformError]:
+    """Delete ``topics``; returns the ones that could not be deleted, with the reason.
+
+    Idempotent: a topic that does not exist counts as deleted. Each topic's outcome is
+    its own, so one failure does not hide the others; an empty dict means all went.
+
+    Raises:
+        KafkaUnavailable: the client could not be created.
+        KafkaAdminError: the request was refused before it was sent (an invalid name).
+    """
+    if not topics:
+        return {}
+    deadline = time.monotonic() + timeout
+    # The client must outlive its futures (a collected client fails them all); it lives
+    # until this function returns.
+    with translated("create admin client", KafkaUnavailable):
+        admin = _admin(conf)
+    with translated("delete topics"):
+        futures = admin.delete_topics(
+            list(topics),
+            operation_timeout=_remaining(deadline),
+            request_timeout=_remaining(deadline),
+        )
+    failures: dict[str, KafkaPlatformError] = {}
+    for topic, future in futures.items():
+        try:
+            _result(future, deadline, f"delete topic {topic!r}")
+        except KafkaPlatformError as exc:
+            if getattr(exc, "code", None) != UNKNOWN_TOPIC_OR_PART:
+                failures[topic] = exc
+    return failures
+
+
+def _cluster_info(metadata: Any) -> ClusterInfo:
+    """The cluster id and sorted broker ids of a ``ClusterMetadata``."""
+    cluster_id = metadata.cluster_id
+    return ClusterInfo(
+        cluster_id=str(cluster_id) if cluster_id is not None else None,
+        brokers=tuple(sorted(int(broker) for broker in metadata.brokers)),
+    )

@@ -6,6 +6,11 @@ Tuning numbers carry their reasons; security settings come only from
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from importlib import metadata
+
+from confluent_kafka import libversion
+
 from streamplane.config import Settings
 
 
@@ -50,3 +55,24 @@ def producer_config(settings: Settings, client_id: str) -> dict[str, object]:
 def admin_config(settings: Settings) -> dict[str, str]:
     """An AdminClient's configuration."""
     return settings.kafka.as_librdkafka_dict()
+
+
+def demo_producer_config(conf: Mapping[str, object]) -> dict[str, object]:
+    """The demo events' producer (`streamplane produce`, the bench's fill) over ``conf``.
+
+    Throughput over latency: events come in bursts of thousands, so a 20 ms linger
+    fills lz4 batches instead of sending a request per few records.
+    """
+    return {**conf, "linger.ms": 20, "compression.type": "lz4"}
+
+
+def versions() -> dict[str, str]:
+    """The client library versions in use: ``confluent-kafka`` and ``librdkafka``.
+
+    The first is the installed distribution's (``version()``'s shape changed across
+    confluent-kafka releases; the distribution's metadata did not).
+    """
+    return {
+        "confluent-kafka": metadata.version("confluent-kafka"),
+        "librdkafka": str(libversion()[0]),
+    }

@@ -91,3 +91,23 @@ MSG_SIZE_TOO_LARGE: int = KafkaError.MSG_SIZE_TOO_LARGE
 def is_message_too_large(error: Any) -> bool:
     """Whether a produce failed because the record exceeds the broker's size limit."""
     return bool(error.code() == MSG_SIZE_TOO_LARGE)
+
+
+# What a partition of a topic created a moment ago answers until its leader is known to
+# every broker: worth retrying briefly, unlike the same codes for an old topic.
+LEADER_SETTLING_CODES = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
+
+
+def is_leader_settling(exc: KafkaPlatformError) -> bool:
+    """Whether a translated error only says a new topic's leadership has not settled yet."""
+    return getattr(exc, "code", None) in LEADER_SETTLING_CODES
+
+
+UNKNOWN_TOPIC_OR_PART: int = KafkaError.UNKNOWN_TOPIC_OR_PART
+"""librdkafka's code for a topic (or partition) the cluster does not know."""
