@@ -141,10 +141,10 @@ def mesh_node(**values: Any) -> None:
 @section_options(KafkaSettings, ProduceSettings)
 def produce(**values: Any) -> None:
     """Write demo events (JSON, ~200 bytes), or RL rollout requests, to INPUT_TOPIC."""
-    from confluent_kafka import Producer
-
     from streamplane.dev.demo_events import events, produce_events
     from streamplane.platform.kafka.admin import ensure_topics
+    from streamplane.platform.kafka.config import demo_producer_config
+    from streamplane.platform.kafka.producer import DurableProducer
 
     settings = load_settings(**values)
     p = settings.produce
@@ -153,7 +153,7 @@ def produce(**values: Any) -> None:
     if p.produce_rollouts is not None:
         _produce_rollouts(settings, p.produce_rollouts, p.produce_skill, p.produce_seed)
         return
-    producer = Producer({**kafka, "linger.ms": 20, "compression.type": "lz4"})
+    producer = DurableProducer(demo_producer_config(kafka))
     stream = events(
         p.produce_count, p.produce_tenants, p.produce_users, p.produce_bad_fraction, p.produce_seed
     )

@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import orjson
-from confluent_kafka import Producer
+
+from streamplane.platform.kafka.exceptions import QueueFull
+from streamplane.platform.kafka.producer import DurableProducer
 
 EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "signup", "search")
 SKILLS = ("navigate", "balance", "grasp")
@@ -65,7 +67,7 @@ def events(
 
 
 def produce_events(
-    producer: Producer,
+    producer: DurableProducer,
     topic: str,
     stream: Iterator[DemoEvent],
     rate: float | None,
@@ -84,7 +86,7 @@ def produce_events(
             try:
                 producer.produce(topic, event.value, event.key)
                 break
-            except BufferError:
+            except QueueFull:
                 producer.poll(0.05)
         written += 1
         bad += event.bad
