@@ -16,13 +16,15 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
-
 from streamplane import processes
 from streamplane.dev.broker import kraft
 from streamplane.dev.broker.jars import ensure_jars, find_java
-from streamplane.platform.kafka.exceptions import BrokerError, BrokerStartError
+from streamplane.platform.kafka.admin import ClusterInfo, MetadataProbe
+from streamplane.platform.kafka.exceptions import (
+    BrokerError,
+    BrokerStartError,
+    KafkaPlatformError,
+)
 
 __all__ = ["EmbeddedBroker"]
 
@@ -233,7 +235,7 @@ class EmbeddedBroker:
         assert process is not None  # start() sets it just before calling us
         assert self._port is not None
         cluster_id = kraft.cluster_id(self._data_dir)
-        admin: AdminClient | None = None
+        probe: MetadataProbe | None = None
         while True:
             returncode = process.poll()
             if returncode is not None:
@@ -249,20 +251,21 @@ class EmbeddedBroker:
                 )
             # A plain TCP probe until the port listens: an admin client created earlier
             # would log a "connection refused" line per retry to our stderr.
-            if admin is None and processes.port_open(self._host, self._port, min(remaining, 1.0)):
-                admin = AdminClient({"bootstrap.servers": self.bootstrap})
-            if admin is not None:
+            if probe is None and processes.port_open(self._host, self._port, min(remaining, 1.0)):
+                probe = MetadataProbe({"bootstrap.servers": self.bootstrap})
+            if probe is not None:
                 # Short tries: a broker that is up answers in milliseconds, and the loop
                 # must come back to poll() soon to notice a JVM that exited.
+                cluster: ClusterInfo | None
                 try:
-                    metadata = admin.list_topics(timeout=min(remaining, 1.0))
-                except KafkaException:
-                    metadata = None
+                    cluster = probe.describe(timeout=min(remaining, 1.0))
+                except KafkaPlatformError:
+                    cluster = None
                 # Only registered, unfenced brokers appear in the metadata, so an entry
                 # means topics can be created and written now. The cluster id proves the
                 # answer came from our JVM and not from another broker already holding
                 # the port (ours will then fail to bind and exit, reported above).
-                if metadata is not None and metadata.brokers and metadata.cluster_id == cluster_id:
+                if cluster is not None and cluster.brokers and cluster.cluster_id == cluster_id:
                     return
             # Waiting on the process doubles as the poll interval and notices an early exit.
             with contextlib.suppress(subprocess.TimeoutExpired):
