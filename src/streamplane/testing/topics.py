@@ -6,14 +6,11 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from streamplane.platform.kafka.consumer import BEGINNING, GroupConsumer
+from streamplane.platform.kafka.errors import is_leader_settling
+from streamplane.platform.kafka.exceptions import KafkaPlatformError
+from streamplane.platform.kafka.reader import reader_config
+from streamplane.platform.kafka.types import Message, TopicPartition
 
 
 @dataclass(frozen=True)
@@ -72,36 +69,29 @@ def read_all(
 
     Raises:
         AssertionError: the deadline passed first; the message says how far it got.
+        KafkaPlatformError: Kafka failed in a way waiting does not fix.
     """
     deadline = time.monotonic() + timeout
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            # Assign-only reads need a group id in the client config but never join or
-            # commit; a random one keeps it from touching any real group.
-            "group.id": unique_name("read-all"),
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "enable.partition.eof": True,
-            # librdkafka's 1 s default leaves a draining consumer idle (see FACTS.md).
-            "fetch.queue.backoff.ms": 10,
-        }
-    )
+    # Assign-only: a random group id that is never joined nor committed to, end of
+    # partition reported, and a short fetch backoff (librdkafka's 1 s idles a reader).
+    consumer = GroupConsumer(reader_config({"bootstrap.servers": bootstrap}))
     records: list[ReadRecord] = []
     try:
-        metadata = consumer.list_topics(topic, timeout=max(deadline - time.monotonic(), 0.1))
-        described = metadata.topics.get(topic)
-        if described is None or described.error is not None:
-            raise AssertionError(
-                f"topic {topic!r} is not readable: {described and described.error}"
-            )
-        partitions = sorted(described.partitions)
+        partitions = consumer.partitions_of(topic, max(deadline - time.monotonic(), 0.1))
+        if partitions is None:
+            raise AssertionError(f"topic {topic!r} is not readable (unknown or without partitions)")
         pending: dict[int, int] = {}
         for partition in partitions:
-            low, high = _watermarks(consumer, TopicPartition(topic, partition), deadline)
+            low, high = _watermarks(consumer, (topic, partition), deadline)
             if expected is not None or high > low:
                 pending[partition] = high
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        consumer.assign({(topic, p): BEGINNING for p in partitions})
+
+        def at_end(partition: int, offset: int) -> None:
+            # EOF carries the end offset; with read_committed it stops at the last
+            # stable offset, which is where committed data ends.
+            if expected is None and offset >= pending.get(partition, 0):
+                pending.pop(partition, None)
 
         def done() -> bool:
             if expected is not None:
@@ -115,19 +105,8 @@ def read_all(
                     f"expected {expected if expected is not None else 'the high watermarks'}, "
                     f"partitions still short of their mark: {sorted(pending)}"
                 )
-            for message in consumer.consume(num_messages=500, timeout=0.2):
+            for message in consumer.consume(500, 0.2, on_eof=at_end):
                 partition, offset = message.partition(), message.offset()
-                assert partition is not None
-                assert offset is not None
-                error = message.error()
-                if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        raise KafkaException(error)
-                    # EOF carries the end offset; with read_committed it stops at the
-                    # last stable offset, which is where committed data ends.
-                    if expected is None and offset >= pending.get(partition, 0):
-                        pending.pop(partition, None)
-                    continue
                 if expected is not None and len(records) >= expected:
                     break
                 records.append(_to_record(topic, partition, offset, message))
@@ -159,20 +138,12 @@ def _to_record(topic: str, partition: int, offset: int, message: Message) -> Rea
     )
 
 
-def _watermarks(consumer: Consumer, tp: TopicPartition, deadline: float) -> tuple[int, int]:
+def _watermarks(consumer: GroupConsumer, tp: TopicPartition, deadline: float) -> tuple[int, int]:
     """Low and high watermarks, retried while a new topic's leadership settles."""
     while True:
         try:
-            low, high = consumer.get_watermark_offsets(
-                tp, timeout=max(deadline - time.monotonic(), 0.1)
-            )
-            return int(low), int(high)
-        except KafkaException as exc:
-            retriable = exc.args[0].code() in (
-                KafkaError.NOT_LEADER_FOR_PARTITION,
-                KafkaError.LEADER_NOT_AVAILABLE,
-                KafkaError.UNKNOWN_TOPIC_OR_PART,
-            )
-            if not retriable or time.monotonic() >= deadline:
+            return consumer.watermarks(tp, max(deadline - time.monotonic(), 0.1))
+        except KafkaPlatformError as exc:
+            if not is_leader_settling(exc) or time.monotonic() >= deadline:
                 raise
             time.sleep(0.1)
