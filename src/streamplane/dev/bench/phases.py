@@ -4,9 +4,10 @@ Phases, each on fresh topics and consumer groups so that no phase sees another's
 or offsets:
 
 1. fill: COUNT demo events (~200 bytes) into a fresh input topic;
-2. passthrough: one process consumes, produces, flushes and commits with confluent-kafka,
-   the baseline a good engineer would write by hand, with the same client settings as
-   the pipeline (acks=all, idempotence, lz4; `fetch.queue.backoff.ms=10`);
+2. passthrough: one process consumes, produces, flushes and commits through the Kafka
+   layer's thin wrappers over confluent-kafka, the baseline a good engineer would write
+   by hand, with the same client settings as the pipeline (acks=all, idempotence, lz4;
+   `fetch.queue.backoff.ms=10`);
 3. pipeline: a real `streamplane supervisor` and one `streamplane worker` subprocess;
 4. pipeline2: the same with two workers;
    (with `--transport mesh`) mesh_pipeline: one supervisor and one worker again, with
@@ -34,15 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Producer,
-    TopicPartition,
-)
-from confluent_kafka.admin import AdminClient
 from tqdm import tqdm
 
 from streamplane.config import Settings
@@ -64,8 +56,19 @@ from streamplane.dev.bench.rss import RssSampler
 from streamplane.dev.bench.verify import LatencyResult, Tally, read_until
 from streamplane.dev.demo_events import events, produce_events
 from streamplane.exceptions import TransientError
-from streamplane.platform.kafka.admin import committed_offsets, end_offsets, ensure_topics
-from streamplane.platform.kafka.config import consumer_config, producer_config
+from streamplane.platform.kafka.admin import (
+    committed_offsets,
+    delete_topics,
+    end_offsets,
+    ensure_topics,
+)
+from streamplane.platform.kafka.config import (
+    consumer_config,
+    demo_producer_config,
+    producer_config,
+)
+from streamplane.platform.kafka.consumer import BEGINNING, GroupConsumer
+from streamplane.platform.kafka.producer import DurableProducer
 
 __all__ = ["Bench", "Route", "RunResult"]
 
@@ -188,7 +191,7 @@ class Bench:
         self.topics.append(topic)
         ensure_topics(self.kafka, {topic: self.partitions})
         # `streamplane produce`'s producer: the input looks as the demo makes it.
-        producer = Producer({**self.kafka, "linger.ms": 20, "compression.type": "lz4"})
+        producer = DurableProducer(demo_producer_config(self.kafka))
         with progress_bar("fill", self.count) as bar:
             stream = events(self.count, TENANTS, USERS, 0.0, SEED)
             produce_events(producer, topic, stream, None, on_progress=advance(bar))
@@ -213,10 +216,10 @@ class Bench:
         # Correct code checks delivery before it commits; one report callback for the
         # whole producer is the cheapest way to see failures.
         conf = producer_config(self.settings, f"{self.prefix}-passthrough")
-        producer = Producer({**conf, "on_delivery": delivered})
-        consumer = Consumer(consumer_config(self.settings, route.group))
+        producer = DurableProducer({**conf, "on_delivery": delivered})
+        consumer = GroupConsumer(consumer_config(self.settings, route.group))
         try:
-            consumer.assign([TopicPartition(source, p, OFFSET_BEGINNING) for p in ends])
+            consumer.assign({(source, p): BEGINNING for p in ends})
             with progress_bar("passthrough", self.count) as bar:
                 started = time.monotonic()
                 copy_all(consumer, producer, route, ends, failures, bar)
@@ -315,7 +318,7 @@ class Bench:
             fleet.wait_ready(1)
             # librdkafka's default linger (5 ms): the input's timestamp is taken at
             # produce(), so a longer linger would count as pipeline latency.
-            producer = Producer({**self.kafka, "linger.ms": 5})
+            producer = DurableProducer({**self.kafka, "linger.ms": 5})
             with progress_bar("latency", count) as bar:
                 produce_events(producer, source, iter(batch), rate, on_progress=advance(bar))
                 bar.update(count - bar.n)
@@ -358,7 +361,7 @@ class Bench:
         ends = {p: end for p, end in end_offsets(self.kafka, topic).items() if end > 0}
         if not ends:
             return
-        consumer = Consumer(
+        consumer = GroupConsumer(
             {
                 **self.kafka,
                 # Assigned partitions, no join and no commit; the id is only required.
@@ -368,7 +371,7 @@ class Bench:
             }
         )
         try:
-            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+            consumer.assign({(topic, p): BEGINNING for p in ends})
             with progress_bar(label, sum(ends.values())) as bar:
                 read_until(consumer, ends, visit, bar)
         finally:
@@ -378,23 +381,18 @@ class Bench:
         """Delete this run's topics (best effort: a failure is logged, not raised)."""
         if not self.topics:
             return
-        # The client must outlive its futures: a collected client fails them all.
-        admin = AdminClient(dict(self.kafka))
-        deadline = time.monotonic() + DELETE_TIMEOUT_S
-        futures = admin.delete_topics(self.topics, operation_timeout=DELETE_TIMEOUT_S)
-        for topic, future in futures.items():
-            try:
-                future.result(timeout=max(deadline - time.monotonic(), 0.1))
-            except KafkaException as exc:
-                if exc.args and exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                    continue  # never created: the run failed before the supervisor started
-                logger.warning(
-                    "could not delete a bench topic", extra={"topic": topic, "error": str(exc)}
-                )
-            except Exception as exc:  # cleanup must not mask the run's result
-                logger.warning(
-                    "could not delete a bench topic", extra={"topic": topic, "error": repr(exc)}
-                )
+        # A topic never created (the run failed before the supervisor started) counts
+        # as deleted; delete_topics leaves it out of the failures.
+        try:
+            failures: Mapping[str, Exception] = delete_topics(
+                self.kafka, self.topics, timeout=DELETE_TIMEOUT_S
+            )
+        except Exception as exc:  # cleanup must not mask the run's result
+            failures = dict.fromkeys(self.topics, exc)
+        for topic, error in failures.items():
+            logger.warning(
+                "could not delete a bench topic", extra={"topic": topic, "error": str(error)}
+            )
 
 
 def _rate(name: str, result: RunResult) -> dict[str, float | int | None]:

@@ -17,9 +17,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from confluent_kafka import KafkaException, libversion
-from confluent_kafka.admin import AdminClient
-
 from streamplane import __version__
 from streamplane.config import Settings, load_settings
 from streamplane.dev.bench.exceptions import BenchError
@@ -28,6 +25,9 @@ from streamplane.dev.bench.phases import Bench
 from streamplane.dev.bench.rss import RssSampler
 from streamplane.dev.broker import EmbeddedBroker, kafka_version
 from streamplane.exceptions import StreamplaneError
+from streamplane.platform.kafka.admin import describe_cluster
+from streamplane.platform.kafka.config import versions
+from streamplane.platform.kafka.exceptions import KafkaPlatformError
 
 __all__ = ["run_bench"]
 
@@ -67,7 +67,7 @@ def run_bench(
     except KeyboardInterrupt:
         _fail("interrupted; every process it started was stopped")
         return 130
-    except (StreamplaneError, KafkaException, OSError) as exc:
+    except (StreamplaneError, OSError) as exc:
         keep_logs = logs.exists()
         _fail(f"{exc}\n  logs of the supervisor and workers: {logs}" if keep_logs else str(exc))
         return 1
@@ -107,18 +107,19 @@ def _check_reachable(settings: Settings) -> None:
     """Fail in seconds, with one clear line, when Kafka does not answer."""
     # Critical-only logging: otherwise librdkafka prints a line per connection attempt,
     # and the reason is in the exception anyway.
-    probe = AdminClient({**settings.kafka.as_librdkafka_dict(), "log_level": 2})
+    quiet: dict[str, str | int] = {**settings.kafka.as_librdkafka_dict(), "log_level": 2}
     try:
-        probe.list_topics(timeout=REACH_TIMEOUT_S)
-    except KafkaException as exc:
+        describe_cluster(quiet, timeout=REACH_TIMEOUT_S)
+    except KafkaPlatformError as exc:
         raise BenchError(
             f"Kafka at {settings.kafka.kafka_brokers} did not answer within "
-            f"{REACH_TIMEOUT_S:.0f} s ({exc.args[0] if exc.args else exc})"
+            f"{REACH_TIMEOUT_S:.0f} s ({exc})"
         ) from exc
 
 
 def _header(count: int, partitions: int, embedded: bool) -> dict[str, Any]:
     """What the figures depend on: sizes, machine, load and versions."""
+    clients = versions()
     return {
         "count": count,
         "partitions": partitions,
@@ -130,8 +131,9 @@ def _header(count: int, partitions: int, embedded: bool) -> dict[str, Any]:
             "streamplane": __version__,
             "python": platform.python_version(),
             "kafka": kafka_version() if embedded else "external",
-            **{name: _version(name) for name in ("confluent-kafka", "polars", "grpcio")},
-            "librdkafka": str(libversion()[0]),
+            "confluent-kafka": clients["confluent-kafka"],
+            **{name: _version(name) for name in ("polars", "grpcio")},
+            "librdkafka": clients["librdkafka"],
         },
     }
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
-from confluent_kafka import KafkaException
 
 from streamplane.dev.bench.exceptions import BenchError
 from streamplane.dev.bench.limits import STALL_TIMEOUT_S
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
     from tqdm import tqdm
 
     from streamplane.dev.bench.phases import Route
+    from streamplane.platform.kafka.consumer import GroupConsumer
 
 __all__ = ["LatencyResult", "Tally", "percentile", "read_until"]
 
@@ -109,19 +109,19 @@ def percentile(ordered: list[int], q: float) -> int | None:
 
 
 def read_until(
-    consumer: Any, ends: Mapping[int, int], visit: Callable[[Any], None], bar: tqdm[NoReturn]
+    consumer: GroupConsumer,
+    ends: Mapping[int, int],
+    visit: Callable[[Any], None],
+    bar: tqdm[NoReturn],
 ) -> None:
     """Consume assigned partitions until each reaches its end offset."""
     remaining = dict(ends)
     idle_since = time.monotonic()
     while remaining:
-        messages = consumer.consume(num_messages=10_000, timeout=0.5)
+        messages = consumer.consume(10_000, 0.5)
         if not messages and time.monotonic() - idle_since > STALL_TIMEOUT_S:
             raise BenchError(f"reading back stalled with partitions {sorted(remaining)} unread")
         for message in messages:
-            error = message.error()
-            if error is not None:
-                raise KafkaException(error)
             visit(message)
             partition = message.partition()
             if message.offset() + 1 >= remaining.get(partition, math.inf):
