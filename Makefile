@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 BUF := node_modules/.bin/buf
 
-.PHONY: setup run test unit lint typecheck proto-lint streaming-proto kafka-jars venv bench clean
+.PHONY: setup run test unit lint import-graph typecheck proto-lint streaming-proto kafka-jars venv bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml hatch_build.py scripts/gen_proto.py $(wildcard proto/streamplane/*/v1/*.proto)
@@ -33,6 +33,11 @@ proto-lint: $(BUF)
 lint: venv
 	$(BIN)/ruff check src tests scripts hatch_build.py
 	$(BIN)/ruff format --check src tests scripts hatch_build.py
+	$(BIN)/lint-imports
+
+## import-graph: the package import graph as Mermaid (docs/architecture.md embeds it)
+import-graph: venv
+	$(PY) scripts/import_graph.py
 
 typecheck: venv
 	$(BIN)/mypy

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from streamplane.dev.bench.passthrough import copy_all
-from streamplane.dev.bench.phases import Route
 from streamplane.dev.bench.progress import bar
+from streamplane.dev.bench.routes import Route
 from streamplane.dev.bench.verify import Tally, read_until
 from streamplane.dev.demo_events import events, produce_events
 from streamplane.platform import headers as h

@@ -28,7 +28,7 @@ from streamplane.dev.bench.rss import RssSampler
 from streamplane.platform.supervisor.readiness import SupervisorNotReady, wait_ready
 
 if TYPE_CHECKING:
-    from streamplane.dev.bench.phases import Route
+    from streamplane.dev.bench.routes import Route
 
 __all__ = ["Child", "Fleet", "MeshLayout", "child_env"]
 

@@ -18,7 +18,7 @@ from streamplane.dev.bench.limits import PASSTHROUGH_BATCH, STALL_TIMEOUT_S
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-    from streamplane.dev.bench.phases import Route
+    from streamplane.dev.bench.routes import Route
     from streamplane.platform.kafka.consumer import GroupConsumer
     from streamplane.platform.kafka.producer import DurableProducer
 

@@ -52,6 +52,7 @@ from streamplane.dev.bench.limits import (
 from streamplane.dev.bench.passthrough import copy_all
 from streamplane.dev.bench.progress import advance
 from streamplane.dev.bench.progress import bar as progress_bar
+from streamplane.dev.bench.routes import Route
 from streamplane.dev.bench.rss import RssSampler
 from streamplane.dev.bench.verify import LatencyResult, Tally, read_until
 from streamplane.dev.demo_events import events, produce_events
@@ -73,21 +74,6 @@ from streamplane.platform.kafka.producer import DurableProducer
 __all__ = ["Bench", "Route", "RunResult"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Where one run reads and writes."""
-
-    input: str
-    output: str
-    dlq: str
-    group: str
-
-    @property
-    def name(self) -> str:
-        """The run's short name: the last part of the group (`pipeline1`, `latency`)."""
-        return self.group.rsplit(".", 1)[-1]
 
 
 @dataclass(frozen=True, slots=True)

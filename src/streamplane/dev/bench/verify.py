@@ -21,7 +21,7 @@ from streamplane.platform import headers as h
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-    from streamplane.dev.bench.phases import Route
+    from streamplane.dev.bench.routes import Route
     from streamplane.platform.kafka.consumer import GroupConsumer
 
 __all__ = ["LatencyResult", "Tally", "percentile", "read_until"]

@@ -23,7 +23,7 @@ from streamplane.platform.kafka.producer import DurableProducer
 from streamplane.platform.supervisor.api import create_app
 from streamplane.platform.supervisor.batching import Batcher
 from streamplane.platform.supervisor.dead_letters import DeadLetterWriter
-from streamplane.platform.supervisor.dispatcher import Dispatcher, Events, TaskQueue
+from streamplane.platform.supervisor.dispatcher import Dispatcher, Events
 from streamplane.platform.supervisor.domain_scheduler import DomainScheduler
 from streamplane.platform.supervisor.extensions import SupervisorExtension
 from streamplane.platform.supervisor.mesh_dispatch import MeshTransport, mesh_config
@@ -31,6 +31,7 @@ from streamplane.platform.supervisor.readiness import announce
 from streamplane.platform.supervisor.scheduler import Scheduler
 from streamplane.platform.supervisor.service import RunnerService, create_server, set_serving
 from streamplane.platform.supervisor.source import Source
+from streamplane.platform.supervisor.task_queue import TaskQueue
 
 logger = logging.getLogger(__name__)
 

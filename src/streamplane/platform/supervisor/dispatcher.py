@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from streamplane.platform.supervisor.ledger import Ledger
 from streamplane.platform.supervisor.offsets import OffsetTracker
+from streamplane.platform.supervisor.task_queue import DomainTaskQueue, TaskQueue
 from streamplane.platform.supervisor.tasks import Task, TopicPartition
 
 logger = logging.getLogger(__name__)
@@ -48,47 +49,6 @@ class Transport(Protocol):
         A transport that delivers asynchronously (MeshData) reports a delivery it gave up
         on through `Dispatcher.unsent`; until then, or the ack, the task holds its credit.
         """
-
-
-class TaskQueue(Protocol):
-    """The queue of ready tasks a dispatcher serves (`Scheduler`, or one per mesh domain)."""
-
-    @property
-    def queued_tasks(self) -> int:
-        """Tasks waiting."""
-
-    @property
-    def queued_records(self) -> int:
-        """Records waiting."""
-
-    def push(self, task: Task) -> None:
-        """Queue a task at the back of its lane."""
-
-    def pop(self, now: float) -> Task | None:
-        """The next task, or None; its lane becomes busy."""
-
-    def release(self, task: Task, requeue: bool, now: float) -> None:
-        """The task left its worker: free its lane and, if asked, queue it again."""
-
-    def replace(self, task: Task, parts: Iterable[Task], now: float) -> None:
-        """Free a task's lane and queue `parts` in its place."""
-
-    def drop_partitions(self, tps: set[TopicPartition]) -> list[Task]:
-        """Remove every queued task of these partitions; return them."""
-
-    def tenant_backlog(self) -> dict[str, int]:
-        """Queued records per tenant."""
-
-    def queued(self) -> Iterator[Task]:
-        """Every queued task."""
-
-
-@runtime_checkable
-class DomainTaskQueue(TaskQueue, Protocol):
-    """A task queue split by mesh domain: a worker takes only its domains' tasks."""
-
-    def pop_for(self, domains: Iterable[str], now: float) -> Task | None:
-        """The next task of one of `domains`, or None."""
 
 
 class DeadLetters(Protocol):

@@ -80,37 +80,82 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
     ) -> AsyncIterator[runner_pb2.SupervisorMessage]:
         """Run one worker session until the stream ends."""
         session = uuid.uuid4().hex[:12]
-        try:
-            first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT_S)
-        except (StopAsyncIteration, TimeoutError):
+        hello = await self._receive_hello(session, request_iterator, context)
+        if hello is None:
             return
+        route = await self._route(session, hello, context)
+        if route is None:
+            return
+        outbox = self._register(session, hello, *route)
+        yield self._welcome_message(session)
+        if self.draining:
+            yield _drain_message("supervisor is draining")
+        reader = asyncio.create_task(self._read(session, request_iterator, outbox))
+        try:
+            while True:
+                item = await outbox.get()
+                if item is None:
+                    return
+                if isinstance(item, _Close):
+                    await context.abort(item.code, item.reason)
+                    return
+                yield item
+        finally:
+            reader.cancel()
+            self._unregister(session, hello)
+
+    async def _receive_hello(
+        self,
+        session: str,
+        requests: AsyncIterator[runner_pb2.WorkerMessage],
+        context: grpc.aio.ServicerContext[runner_pb2.WorkerMessage, runner_pb2.SupervisorMessage],
+    ) -> runner_pb2.Hello | None:
+        """The session's Hello, or None when the stream ended (or was refused) first."""
+        try:
+            first = await asyncio.wait_for(anext(requests), HELLO_TIMEOUT_S)
+        except (StopAsyncIteration, TimeoutError):
+            return None
         hello_error = _check_hello(first)
         if hello_error:
             self._violation(session, hello_error)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, hello_error)
-            return
-        hello = first.hello
-        transport: Transport = self.transport
-        domains: frozenset[str] | None = None
-        if self.mesh is not None:
+            return None
+        return first.hello
+
+    async def _route(
+        self,
+        session: str,
+        hello: runner_pb2.Hello,
+        context: grpc.aio.ServicerContext[runner_pb2.WorkerMessage, runner_pb2.SupervisorMessage],
+    ) -> tuple[Transport, frozenset[str] | None] | None:
+        """How tasks reach this worker (stream or MeshData) and from which domains."""
+        if self.mesh is None:
             if hello.transport == runner_pb2.TRANSPORT_MESH:
-                try:
-                    domains = self.mesh.open(session, hello.worker_id, hello.node_id)
-                except ValueError as exc:
-                    logger.warning(
-                        "mesh worker refused",
-                        extra={"worker": hello.worker_id, "session": session, "reason": str(exc)},
-                    )
-                    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-                    return
-                transport = self.mesh
-            else:
-                domains = self.mesh.stream_domains
-        elif hello.transport == runner_pb2.TRANSPORT_MESH:
+                logger.warning(
+                    "mesh worker on a supervisor without mesh publishing: tasks go on the stream",
+                    extra={"worker": hello.worker_id, "session": session},
+                )
+            return self.transport, None
+        if hello.transport != runner_pb2.TRANSPORT_MESH:
+            return self.transport, self.mesh.stream_domains
+        try:
+            domains = self.mesh.open(session, hello.worker_id, hello.node_id)
+        except ValueError as exc:
             logger.warning(
-                "mesh worker on a supervisor without mesh publishing: tasks go on the stream",
-                extra={"worker": hello.worker_id, "session": session},
+                "mesh worker refused",
+                extra={"worker": hello.worker_id, "session": session, "reason": str(exc)},
             )
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            return None
+        return self.mesh, domains
+
+    def _register(
+        self,
+        session: str,
+        hello: runner_pb2.Hello,
+        transport: Transport,
+        domains: frozenset[str] | None,
+    ) -> asyncio.Queue[_Outgoing]:
         outbox: asyncio.Queue[_Outgoing] = asyncio.Queue()
         self.transport.outboxes[session] = outbox
         self._dispatcher.connect(
@@ -126,33 +171,22 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
                 "transport": "mesh" if transport is self.mesh else "stream",
             },
         )
+        return outbox
+
+    def _welcome_message(self, session: str) -> runner_pb2.SupervisorMessage:
         welcome = runner_pb2.SupervisorMessage()
         welcome.welcome.session_id = session
         welcome.welcome.config.update(self._config)
-        yield welcome
-        if self.draining:
-            yield _drain_message("supervisor is draining")
-        reader = asyncio.create_task(self._read(session, request_iterator, outbox))
-        try:
-            while True:
-                item = await outbox.get()
-                if item is None:
-                    return
-                if isinstance(item, _Close):
-                    await context.abort(item.code, item.reason)
-                    return
-                yield item
-        finally:
-            reader.cancel()
-            self.transport.outboxes.pop(session, None)
-            if self.mesh is not None:
-                self.mesh.close(session)
-            self._dispatcher.disconnect(session)
-            m.WORKERS.set(len(self._dispatcher.workers))
-            logger.info(
-                "worker disconnected", extra={"worker": hello.worker_id, "session": session}
-            )
-            self._on_change()
+        return welcome
+
+    def _unregister(self, session: str, hello: runner_pb2.Hello) -> None:
+        self.transport.outboxes.pop(session, None)
+        if self.mesh is not None:
+            self.mesh.close(session)
+        self._dispatcher.disconnect(session)
+        m.WORKERS.set(len(self._dispatcher.workers))
+        logger.info("worker disconnected", extra={"worker": hello.worker_id, "session": session})
+        self._on_change()
 
     async def _read(
         self,
