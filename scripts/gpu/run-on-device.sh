@@ -49,8 +49,8 @@ parity() {
   # --confcutdir: the suite's top conftest starts Kafka fixtures this run does not need.
   # -p no:warnings: the project turns warnings into errors; cuDF's own import warnings
   # are not what this run checks.
-  "$PYTHON" -m pytest -q -p no:cacheprovider -p no:warnings --confcutdir=tests/unit/features \
-    tests/unit/features/test_parity.py tests/unit/features/test_parity_cases.py "$@" 2>&1 \
+  "$PYTHON" -m pytest -q -p no:cacheprovider -p no:warnings --confcutdir=tests/unit/platform/features \
+    tests/unit/platform/features/test_parity.py tests/unit/platform/features/test_parity_cases.py "$@" 2>&1 \
     | tee "$OUT_DIR/parity.log"
 }
 

@@ -23,7 +23,7 @@ from streamplane.platform.features.backfill import BACKFILL_SCHEMA
 from streamplane.platform.kafka.admin import ensure_topics
 from streamplane.resources import KafkaResource, StreamplaneResource
 from tests.support.topics import FreshTopics
-from tests.unit.features.events import encode, event
+from tests.unit.platform.features.events import encode, event
 
 pytestmark = pytest.mark.kafka
 

@@ -21,7 +21,7 @@ from streamplane.platform.features.window_polars import PolarsWindowEngine
 
 from .fake_gpu import BROKEN_CUDF, NO_DEVICE, fake_gpu_installed, write_fake_gpu
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[4]
 CUDF_INSTALLED = importlib.util.find_spec("cudf") is not None
 needs_no_cudf = pytest.mark.skipif(CUDF_INSTALLED, reason="cudf is installed here")
 

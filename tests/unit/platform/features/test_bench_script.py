@@ -11,7 +11,7 @@ from types import ModuleType
 
 from streamplane.platform.features.schema import parse_events
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[4]
 
 SCRIPT = REPO_ROOT / "scripts" / "bench_features.py"
 

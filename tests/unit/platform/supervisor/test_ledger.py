@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamplane.platform.supervisor.ledger import Ledger
-from tests.unit.supervisor.factories import make_task
+from tests.unit.platform.supervisor.factories import make_task
 
 TP = ("in", 0)
 

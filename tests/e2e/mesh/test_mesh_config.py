@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mesh.e2e.mesh_procs import MeshNodes
+from tests.e2e.mesh.mesh_procs import MeshNodes
 from tests.support.procs import processes
 
 BASE = {

@@ -13,7 +13,7 @@ from streamplane.platform.supervisor.domain_scheduler import DomainScheduler
 from streamplane.platform.supervisor.mesh_dispatch import MeshConfig, MeshTransport
 from streamplane.platform.supervisor.offsets import OffsetTracker
 from streamplane.runner.v1 import runner_pb2
-from tests.unit.supervisor.factories import make_task
+from tests.unit.platform.supervisor.factories import make_task
 
 
 class FakeClient:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from streamplane.platform import headers as h
-from tests.mesh.e2e.mesh_procs import MeshNodes, metric_in
+from tests.e2e.mesh.mesh_procs import MeshNodes, metric_in
 from tests.support.audit import assert_committed_at_end, audit_topics, uncovered_below
 from tests.support.deadline import wait_until
 from tests.support.procs import Processes, Stack, produce_demo

@@ -5,7 +5,7 @@ from __future__ import annotations
 from streamplane.platform.mesh.routing import TenantDomains
 from streamplane.platform.supervisor.domain_scheduler import DomainScheduler
 from streamplane.platform.supervisor.offsets import OffsetTracker
-from tests.unit.supervisor.factories import make_task
+from tests.unit.platform.supervisor.factories import make_task
 
 NOW = 1000.0
 TP = ("in", 0)

@@ -19,7 +19,7 @@ from streamplane.platform.mesh.routing import TenantDomains
 from streamplane.platform.supervisor.dispatcher import Dispatcher
 from streamplane.platform.supervisor.domain_scheduler import DomainScheduler
 from streamplane.platform.supervisor.tasks import Task, TopicPartition
-from tests.unit.supervisor.factories import FAST, FakeClock, FakeDeadLetters, make_task
+from tests.unit.platform.supervisor.factories import FAST, FakeClock, FakeDeadLetters, make_task
 
 TPS: list[TopicPartition] = [("in", 0), ("in", 1)]
 TENANTS = ["plain", "gold", "silver"]
