@@ -17,8 +17,8 @@ from dagster import DagsterInstance, DagsterRunStatus
 
 from streamplane.jobs import HEARTBEAT_TAG, _stop, _watch, gpu_worker_job, worker_job
 from streamplane.platform.kafka.exceptions import KafkaUnavailable
-from streamplane.resources import KafkaResource, StreamplaneResource
 from streamplane.platform.kafka.group_offsets import _parse
+from streamplane.resources import KafkaResource, StreamplaneResource
 from tests.support.procs import free_port
 
 

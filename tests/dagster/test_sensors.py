@@ -28,8 +28,8 @@ from dagster._core.remote_origin import (
 
 from streamplane.jobs import HEARTBEAT_TAG, ROLE_TAG, SLOT_TAG
 from streamplane.platform.kafka.admin import ensure_topics
-from streamplane.resources import FleetResource, KafkaResource, StreamplaneResource
 from streamplane.platform.kafka.group_offsets import TopicOffsets
+from streamplane.resources import FleetResource, KafkaResource, StreamplaneResource
 from streamplane.sensors.kafka_lag import build_kafka_lag_sensor
 from streamplane.sensors.liveness import (
     LaunchCounter,
