@@ -60,15 +60,17 @@ def edges(graph: grimp.ImportGraph) -> set[tuple[str, str]]:
     return found
 
 
+def _node(name: str) -> str:
+    short = name.removeprefix("streamplane.")
+    return f'{short.replace(".", "_")}["{short}"]'
+
+
 def main() -> None:
     """Write the diagram to standard output."""
     graph = grimp.build_graph("streamplane")
     lines = ["flowchart TD"]
     for a, b in sorted(edges(graph)):
-        short_a, short_b = a.removeprefix("streamplane."), b.removeprefix("streamplane.")
-        lines.append(
-            f'    {short_a.replace(".", "_")}["{short_a}"] --> {short_b.replace(".", "_")}["{short_b}"]'
-        )
+        lines.append(f"    {_node(a)} --> {_node(b)}")
     sys.stdout.write("\n".join(lines) + "\n")
 
 

@@ -26,8 +26,8 @@ from dagster import (
 
 from streamplane.jobs import WORKER_JOBS, gpu_worker_job, worker_job
 from streamplane.platform.kafka.exceptions import KafkaPlatformError, KafkaUnavailable
-from streamplane.resources import FleetResource, StreamplaneResource
 from streamplane.platform.kafka.group_offsets import TopicOffsets
+from streamplane.resources import FleetResource, StreamplaneResource
 from streamplane.sensors.runs import alive_runs, fail_silent_runs
 from streamplane.sensors.scaling import LagCursor, ScalingDecision, ScalingPolicy, decide
 
