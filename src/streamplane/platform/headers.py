@@ -24,6 +24,11 @@ DEFAULT_TENANT = "default"
 # sp-error values are truncated: a header is not the place for a whole stack trace.
 MAX_ERROR_BYTES = 1024
 
+#: Our header namespace, matched case-insensitively: an input's own header in it is
+#: renamed with ORIGINAL_PREFIX, so a producer cannot forge where a dead letter came from.
+OURS_PREFIX = "sp-"
+ORIGINAL_PREFIX = "x-orig-"
+
 
 def source_headers(
     topic: str, partition: int, offset: int, tenant: str, attempt: int
@@ -77,6 +82,16 @@ def dead_letter_headers(
     """The headers of one dead-letter record: the input's own, its source, the error.
 
     The one place a dead letter's headers are built, by the worker (records it could not
-    parse) and by the supervisor (records that exhausted their attempts) alike.
+    parse) and by the supervisor (records that exhausted their attempts) alike. Input
+    headers in the sp-* namespace are kept under ``x-orig-<name>``: a spoofed
+    ``sp-src-offset`` must never appear beside (or ahead of) the real one.
     """
-    return [*input_headers, *source, *error_headers(kind, reason)]
+    return [*foreign(input_headers), *source, *error_headers(kind, reason)]
+
+
+def foreign(input_headers: HeaderList) -> HeaderList:
+    """An input's headers with those in our sp-* namespace renamed ``x-orig-<name>``."""
+    return [
+        (ORIGINAL_PREFIX + name, value) if name[:3].lower() == OURS_PREFIX else (name, value)
+        for name, value in input_headers
+    ]
