@@ -80,7 +80,9 @@ def parse_events(values: Sequence[bytes], timestamps_ms: Sequence[int]) -> Valid
         raise ValueError(
             f"got {len(values)} values but {len(timestamps_ms)} timestamps; they must align"
         )
-    decode, fast_errors = _decode_event, (msgspec.DecodeError, TypeError)
+    # RecursionError: msgspec recurses into nested values (an unknown field's too) and
+    # gives up past the interpreter's limit; the reference path then judges the record.
+    decode, fast_errors = _decode_event, (msgspec.DecodeError, TypeError, RecursionError)
     indices: list[int] = []
     rows: list[tuple[Any, ...]] = []
     errors: list[RecordError] = []
@@ -113,6 +115,10 @@ def _parse_one(index: int, raw: bytes) -> tuple[Any, ...] | RecordError:
     # orjson raises this for non-bytes input too, a None tombstone value included.
     except orjson.JSONDecodeError as exc:
         return RecordError(index, "parse", f"invalid JSON: {exc.msg}")
+    except RecursionError:
+        # orjson stops at 1024 levels on its own; this keeps a record a record's error
+        # should any decoder recurse deeper than the interpreter allows.
+        return RecordError(index, "parse", "invalid JSON: nested too deeply")
     if type(obj) is not dict:
         return RecordError(index, "parse", f"expected a JSON object, got {_json_type(obj)}")
     try:

@@ -141,3 +141,25 @@ def test_the_kafka_timestamps_stay_with_their_records(engine: FeatureEngine) -> 
     values = [b"bad", *encode(event(event_id="a")), b"bad", *encode(event(event_id="b"))]
     batch = engine.transform(values, [10, 11, 12, 13])
     assert [(r["event_id"], r["src_timestamp_ms"]) for r in rows(batch)] == [("a", 11), ("b", 13)]
+
+
+def _nested(depth: int, opener: bytes, leaf: bytes, closer: bytes) -> bytes:
+    return opener * depth + leaf + closer * depth
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        _nested(100_000, b'{"a":', b"1", b"}"),
+        _nested(100_000, b"[", b"", b"]"),
+        encode(event())[0][:-1] + b',"extra":' + _nested(5_000, b'{"a":', b"1", b"}") + b"}",
+        encode(event())[0][:-1] + b',"extra":' + _nested(5_000, b"[", b"", b"]") + b"}",
+    ],
+    ids=["object-100k", "array-100k", "extra-object-5k", "extra-array-5k"],
+)
+def test_deeply_nested_json_is_a_parse_error(engine: FeatureEngine, value: bytes) -> None:
+    # msgspec raises RecursionError on deep nesting where orjson stops at its depth
+    # limit: either way it is this record's parse error, never the whole task's failure.
+    error = only_error(engine, value)
+    assert error.kind == "parse"
+    assert error.reason.startswith("invalid JSON: "), error.reason
