@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,10 @@ SERVICE_NAME = "streamplane.runner.v1.Runner"
 MAX_DECLARED_INFLIGHT = 1024
 # A worker that says nothing for this long after connecting is not a worker.
 HELLO_TIMEOUT_S = 10.0
+# Ids are logged, listed by /v1/workers and used as Kafka client ids: bounded and plain.
+# 256 holds a fully qualified host name plus "-<pid>" (a DNS name is at most 253).
+MAX_ID_CHARS = 256
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.:@+\-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +120,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             first = await asyncio.wait_for(anext(requests), HELLO_TIMEOUT_S)
         except (StopAsyncIteration, TimeoutError):
             return None
-        hello_error = _check_hello(first)
+        hello_error = check_hello(first)
         if hello_error:
             self._violation(session, hello_error)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, hello_error)
@@ -248,14 +253,31 @@ def _drain_message(reason: str) -> runner_pb2.SupervisorMessage:
     return message
 
 
-def _check_hello(message: runner_pb2.WorkerMessage) -> str | None:
+def check_hello(message: runner_pb2.WorkerMessage) -> str | None:
+    """Why a session's first message is refused, or None for a well-formed Hello.
+
+    The reason never quotes the offending text: it is logged, and a hostile id must not
+    reach the log (nor a 10 MB one fill it).
+    """
     if message.WhichOneof("body") != "hello":
         return "the first message must be Hello"
     hello = message.hello
     if not hello.worker_id:
         return "Hello without worker_id"
+    for name in ("worker_id", "node_id", "engine", "version"):
+        problem = _id_problem(getattr(hello, name))
+        if problem is not None:
+            return f"Hello {name} {problem}"
     if not 1 <= hello.max_inflight <= MAX_DECLARED_INFLIGHT:
         return f"Hello max_inflight {hello.max_inflight} outside 1..{MAX_DECLARED_INFLIGHT}"
+    return None
+
+
+def _id_problem(value: str) -> str | None:
+    if len(value) > MAX_ID_CHARS:
+        return f"longer than {MAX_ID_CHARS} characters ({len(value)})"
+    if value and not _PLAIN_ID.fullmatch(value):
+        return "holds characters outside A-Z a-z 0-9 _ . : @ + -"
     return None
 
 
