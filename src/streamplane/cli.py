@@ -18,6 +18,7 @@ from streamplane import __version__, logs
 from streamplane.config import (
     BenchSettings,
     BrokerSettings,
+    DeadLetterSettings,
     DevSettings,
     KafkaSettings,
     MeshNodeSettings,
@@ -202,6 +203,26 @@ def dev(**values: Any) -> None:
             d.dev_bad_fraction,
         )
     )
+
+
+@cli.group()
+def dlq() -> None:
+    """Dead letters: records the plane could not turn into features (DLQ_TOPIC)."""
+
+
+@dlq.command("tail")
+@section_options(KafkaSettings, DeadLetterSettings)
+def dlq_tail(**values: Any) -> None:
+    """Print the latest dead letters, one a line: position, source, tenant, kind, reason, value."""
+    from streamplane.platform.dead_letter_reader import tail_dead_letters
+
+    settings = load_settings(**values)
+    conf = settings.kafka.as_librdkafka_dict()
+    topic, d = settings.kafka.dlq_topic, settings.dlq
+    letters = tail_dead_letters(conf, topic, d.dlq_count, d.dlq_timeout_s)
+    for letter in letters:
+        click.echo(letter.line())
+    click.echo(f"{len(letters)} dead letters from {topic}", err=True)
 
 
 @cli.command()

@@ -13,8 +13,13 @@ watches it:
 - The child asks the kernel for SIGTERM when the op's process dies, so it never outlives
   its run worker.
 
-The ``dagster-k8s/config`` tags size each job's pod; the GPU worker requests one
-``nvidia.com/gpu``.
+- Every ``PROGRESS_INTERVAL_S`` the op logs a progress line when something moved
+  (records done and rate, credit in use, errors, dead letters; see
+  :mod:`streamplane.progress`), so a run's event log shows it working.
+
+On Kubernetes (``KUBERNETES_SERVICE_HOST`` set, as in every pod) the ``dagster-k8s/config``
+tags size each job's pod; the GPU worker requests one ``nvidia.com/gpu``. Local runs do
+not carry them: they would mean nothing there and clutter the runs list.
 """
 
 import json
@@ -39,10 +44,12 @@ from pydantic import Field
 
 from streamplane import processes
 from streamplane.config import FaceSettings, WorkerSettings, field_like
+from streamplane.progress import Progress, supervisor_progress, worker_progress
 from streamplane.resources import StreamplaneResource
 
 __all__ = [
     "HEARTBEAT_TAG",
+    "K8S_CONFIG_TAG",
     "ROLE_TAG",
     "SLOT_TAG",
     "WORKER_JOBS",
@@ -51,6 +58,7 @@ __all__ = [
     "WorkerConfig",
     "feature_snapshot_job",
     "gpu_worker_job",
+    "k8s_run_tags",
     "run_process",
     "supervisor_job",
     "worker_job",
@@ -67,6 +75,9 @@ K8S_CONFIG_TAG = "dagster-k8s/config"
 # Heartbeats every 5 s keep a 60 s timeout twelve beats wide, so a loaded machine that
 # delays a few is never mistaken for a dead run; a run-tag write costs one row update.
 HEARTBEAT_INTERVAL_S = 5.0
+# A progress line at most every 10 s: a few hundred lines for an hour-long run, enough
+# to follow it, far from flooding the event log (and none while nothing moves).
+PROGRESS_INTERVAL_S = 10.0
 # How often the op looks at its child; a child's exit shows in the run within this.
 POLL_INTERVAL_S = 0.5
 # After the drain timeout, this much more for the final commit and exit before SIGKILL.
@@ -116,13 +127,21 @@ def _watch(
     proc: subprocess.Popen[bytes],
     heartbeat: Callable[[], None],
     clock: Callable[[], float] = time.monotonic,
+    progress: Callable[[], None] | None = None,
 ) -> int:
-    """Wait for ``proc`` to exit, calling ``heartbeat`` every HEARTBEAT_INTERVAL_S."""
+    """Wait for ``proc`` to exit, calling ``heartbeat`` every HEARTBEAT_INTERVAL_S.
+
+    ``progress``, if given, is called every PROGRESS_INTERVAL_S (first after one interval).
+    """
     next_beat = clock()
+    next_progress = clock() + PROGRESS_INTERVAL_S
     while True:
         if clock() >= next_beat:
             heartbeat()
             next_beat = clock() + HEARTBEAT_INTERVAL_S
+        if progress is not None and clock() >= next_progress:
+            progress()
+            next_progress = clock() + PROGRESS_INTERVAL_S
         status = processes.wait_for(proc, POLL_INTERVAL_S)
         if status is not None:
             return status
@@ -138,7 +157,11 @@ def _stop(proc: subprocess.Popen[bytes], timeout_s: float) -> int:
 
 
 def run_process(
-    context: OpExecutionContext, command: str, env: Mapping[str, str], drain_timeout_s: float
+    context: OpExecutionContext,
+    command: str,
+    env: Mapping[str, str],
+    drain_timeout_s: float,
+    progress: Progress | None = None,
 ) -> None:
     """Run ``streamplane <command>`` for this op until it exits or the run is terminated.
 
@@ -152,8 +175,13 @@ def run_process(
     def heartbeat() -> None:
         context.instance.add_run_tags(context.run_id, {HEARTBEAT_TAG: f"{time.time():.0f}"})
 
+    def log_progress() -> None:
+        line = progress.line() if progress is not None else None
+        if line is not None:
+            context.log.info(line)
+
     try:
-        status = _watch(proc, heartbeat)
+        status = _watch(proc, heartbeat, progress=log_progress)
     except DagsterExecutionInterruptedError:
         context.log.info(f"run terminated: draining streamplane {command} (pid {proc.pid})")
         status = _stop(proc, drain_timeout_s + STOP_MARGIN_S)
@@ -179,7 +207,8 @@ def run_supervisor(
     """Start ``streamplane supervisor`` in this run's slot and watch it."""
     streamplane.settings()  # validate here: a bad value fails the run naming the variable
     env = {**_inherited_env(), **streamplane.supervisor_env(config.slot)}
-    run_process(context, "supervisor", env, streamplane.drain_timeout_s)
+    progress = supervisor_progress(env["SUPERVISOR_HTTP_LISTEN"])
+    run_process(context, "supervisor", env, streamplane.drain_timeout_s, progress)
 
 
 @op(description="Run a streamplane worker until it has been idle for idle_exit_seconds.")
@@ -209,7 +238,14 @@ def _start_worker(
         "WORKER_IDLE_EXIT_S": str(config.idle_exit_seconds),
         "WORKER_ID": f"dagster-{context.run_id[:8]}",
     }
-    run_process(context, "worker", env, streamplane.drain_timeout_s)
+    # Its own /metrics (dead letters by tenant and kind): where a deployment sets a port
+    # (a pod, for its scraper), that one; else a free loopback port for this run only.
+    env.setdefault("WORKER_METRICS_LISTEN", f"127.0.0.1:{processes.free_port()}")
+    context.log.info(f"worker metrics: http://{env['WORKER_METRICS_LISTEN']}/metrics")
+    progress = worker_progress(
+        env["WORKER_ID"], streamplane.supervisor_http_listen, env["WORKER_METRICS_LISTEN"]
+    )
+    run_process(context, "worker", env, streamplane.drain_timeout_s, progress)
 
 
 def _inherited_env() -> dict[str, str]:
@@ -247,8 +283,18 @@ def k8s_config(
     return config
 
 
+def on_kubernetes() -> bool:
+    """Whether this code runs in a Kubernetes pod (the kubelet sets this in every one)."""
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+def k8s_run_tags(role_config: Mapping[str, Any]) -> dict[str, str]:
+    """The ``dagster-k8s/config`` run tag of a pod config."""
+    return {K8S_CONFIG_TAG: json.dumps(role_config, sort_keys=True)}
+
+
 def _tags(role: str, k8s: Mapping[str, Any]) -> dict[str, str]:
-    return {ROLE_TAG: role, K8S_CONFIG_TAG: json.dumps(k8s, sort_keys=True)}
+    return {ROLE_TAG: role, **(k8s_run_tags(k8s) if on_kubernetes() else {})}
 
 
 # Supervisor pods: the streamplane-supervisor Service (docker/dagster/k8s) selects them

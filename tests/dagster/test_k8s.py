@@ -9,6 +9,9 @@ dagster-k8s's own builders produced: image, command, env, resources, labels, pro
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -24,7 +27,17 @@ from dagster._serdes import deserialize_value
 from dagster_k8s import K8sRunLauncher
 from kubernetes.client import V1Container, V1Job
 
-from streamplane.jobs import K8S_CONFIG_TAG, ROLE_TAG, gpu_worker_job, supervisor_job, worker_job
+from streamplane.jobs import (
+    GPU_WORKER_K8S,
+    K8S_CONFIG_TAG,
+    ROLE_TAG,
+    SUPERVISOR_K8S,
+    WORKER_K8S,
+    gpu_worker_job,
+    k8s_run_tags,
+    supervisor_job,
+    worker_job,
+)
 from tests.support.procs import REPO_ROOT
 
 INSTANCE_YAML = REPO_ROOT / "docker/dagster/dagster.yaml"
@@ -142,7 +155,12 @@ def common_checks(job: V1Job, job_name: str) -> V1Container:
 def test_supervisor_job_manifest(
     launcher: tuple[K8sRunLauncher, mock.Mock], instance: DagsterInstance
 ) -> None:
-    job = launch(launcher, instance, "supervisor_job", dict(supervisor_job.tags))
+    job = launch(
+        launcher,
+        instance,
+        "supervisor_job",
+        {**supervisor_job.tags, **k8s_run_tags(SUPERVISOR_K8S)},
+    )
     c = common_checks(job, "supervisor_job")
     assert c.resources.requests == {"cpu": "1", "memory": "2Gi"}
     assert c.resources.limits == {"memory": "2Gi"}
@@ -155,7 +173,7 @@ def test_supervisor_job_manifest(
 def test_worker_job_manifest(
     launcher: tuple[K8sRunLauncher, mock.Mock], instance: DagsterInstance
 ) -> None:
-    job = launch(launcher, instance, "worker_job", dict(worker_job.tags))
+    job = launch(launcher, instance, "worker_job", {**worker_job.tags, **k8s_run_tags(WORKER_K8S)})
     c = common_checks(job, "worker_job")
     assert c.resources.requests == {"cpu": "2", "memory": "4Gi"}
     assert "nvidia.com/gpu" not in (c.resources.limits or {})
@@ -164,7 +182,12 @@ def test_worker_job_manifest(
 def test_gpu_worker_job_requests_one_gpu(
     launcher: tuple[K8sRunLauncher, mock.Mock], instance: DagsterInstance
 ) -> None:
-    job = launch(launcher, instance, "gpu_worker_job", dict(gpu_worker_job.tags))
+    job = launch(
+        launcher,
+        instance,
+        "gpu_worker_job",
+        {**gpu_worker_job.tags, **k8s_run_tags(GPU_WORKER_K8S)},
+    )
     c = common_checks(job, "gpu_worker_job")
     assert c.resources.limits["nvidia.com/gpu"] == "1"
     tolerations = job.spec.template.spec.tolerations
@@ -172,11 +195,30 @@ def test_gpu_worker_job_requests_one_gpu(
 
 
 def test_job_tags_carry_role_and_pod_config() -> None:
-    for job, role in (
-        (supervisor_job, "supervisor"),
-        (worker_job, "worker"),
-        (gpu_worker_job, "worker"),
+    for job, role, pod in (
+        (supervisor_job, "supervisor", SUPERVISOR_K8S),
+        (worker_job, "worker", WORKER_K8S),
+        (gpu_worker_job, "worker", GPU_WORKER_K8S),
     ):
         assert job.tags[ROLE_TAG] == role
-        config = json.loads(job.tags[K8S_CONFIG_TAG])
+        config = json.loads(k8s_run_tags(pod)[K8S_CONFIG_TAG])
         assert config["pod_spec_config"]["termination_grace_period_seconds"] == 60
+
+
+def test_local_runs_carry_no_pod_config() -> None:
+    """Outside a pod the tag would only clutter the runs list; in one, the jobs carry it."""
+    code = (
+        "import json, sys; from streamplane.jobs import worker_job, K8S_CONFIG_TAG; "
+        "print(json.dumps(K8S_CONFIG_TAG in worker_job.tags))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+    local = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    pod = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "KUBERNETES_SERVICE_HOST": "10.0.0.1"},
+        capture_output=True,
+        text=True,
+    )
+    assert (local.stdout.strip(), pod.stdout.strip()) == ("false", "true"), (
+        local.stderr + pod.stderr
+    )

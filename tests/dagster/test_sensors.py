@@ -7,6 +7,7 @@ broker is a real closed port.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -27,9 +28,11 @@ from dagster._core.remote_origin import (
 )
 
 from streamplane.jobs import HEARTBEAT_TAG, ROLE_TAG, SLOT_TAG
+from streamplane.platform.dead_letter_reader import DeadLetter
 from streamplane.platform.kafka.admin import ensure_topics
 from streamplane.platform.kafka.group_offsets import TopicOffsets
 from streamplane.resources import FleetResource, KafkaResource, StreamplaneResource
+from streamplane.sensors import traffic
 from streamplane.sensors.kafka_lag import build_kafka_lag_sensor
 from streamplane.sensors.liveness import (
     LaunchCounter,
@@ -45,11 +48,17 @@ FLEET = FleetResource(max_workers=4, lag_per_worker=1000, stuck_after_ticks=2)
 
 
 class ScriptedKafka:
-    """Stands in for the admin reads: returns the offsets it was last given."""
+    """Stands in for the admin reads: returns the offsets it was last given.
+
+    The dead-letter topic too: its end offsets (``dlq_ends``) and the letters a read
+    returns (``letters``, taken by the next read).
+    """
 
     def __init__(self) -> None:
         self.offsets = TopicOffsets(ends={}, committed={}, lag={})
         self.calls = 0
+        self.dlq_ends: dict[int, int] = {0: 0}
+        self.letters: list[DeadLetter] = []
 
     def set(self, committed: dict[int, int], lag: dict[int, int]) -> None:
         ends = {p: committed.get(p, 0) + n for p, n in lag.items()}
@@ -68,7 +77,20 @@ def kafka(monkeypatch: pytest.MonkeyPatch) -> ScriptedKafka:
     monkeypatch.setattr(
         KafkaResource, "read_group", lambda self, g, t: scripted.read_group(self, g, t)
     )
+    monkeypatch.setattr(KafkaResource, "end_offsets", lambda self, t: dict(scripted.dlq_ends))
+
+    def read_letters(*_args: object) -> list[DeadLetter]:
+        letters, scripted.letters = scripted.letters, []
+        return letters
+
+    monkeypatch.setattr(traffic, "read_dead_letters", read_letters)
     return scripted
+
+
+def letter(tenant: str, kind: str, offset: int) -> DeadLetter:
+    return DeadLetter(
+        "in.dlq", 0, offset, 0, f"in/0@{offset}", tenant, kind, "bad json", "1", b"{oops\n"
+    )
 
 
 def streamplane(bootstrap: str = "127.0.0.1:9", timeout: float = 10) -> StreamplaneResource:
@@ -130,10 +152,9 @@ def add_run(
     return instance.add_run(run)
 
 
-def observation(result: SensorResult) -> AssetObservation:
-    (event,) = result.asset_events
+def observation(result: SensorResult, asset: str = "raw_events") -> AssetObservation:
+    (event,) = [e for e in result.asset_events if e.asset_key.path == [asset]]
     assert isinstance(event, AssetObservation)
-    assert event.asset_key.path == ["raw_events"]
     return event
 
 
@@ -180,7 +201,7 @@ def test_no_lag_launches_nothing(instance: DagsterInstance, kafka: ScriptedKafka
     assert not result.run_requests
     assert result.skip_reason is not None
     assert "lag 0" in (result.skip_reason.skip_message or "")
-    cursor = LagCursor.from_json(result.cursor)
+    cursor = dataclasses.replace(LagCursor.from_json(result.cursor), traffic={})
     assert cursor == LagCursor(committed={0: 500, 1: 700}, launches=5, epoch="e1")
     assert meta(observation(result), "total_lag") == 0
 
@@ -214,6 +235,43 @@ def test_stuck_partition_is_reported_and_not_scaled_on(
     # The cursor carries the committed offsets the next tick compares with.
     assert LagCursor.from_json(second.cursor).committed == {0: 100, 1: 1200, 2: 2200}
     assert LagCursor.from_json(second.cursor).still_ticks == {0: 2}
+
+
+def test_ticks_record_throughput_and_dead_letters_by_tenant_and_kind(
+    instance: DagsterInstance, kafka: ScriptedKafka
+) -> None:
+    kafka.set(committed={0: 100, 1: 100}, lag={0: 50, 1: 50})
+    kafka.dlq_ends = {0: 10}
+    first = lag_tick(instance, None)
+    assert meta(observation(first), "records_in_per_s") == 0.0, "no rate without a previous tick"
+    assert meta(observation(first, "dead_letters"), "dead_letters_total") == 10
+    # The next tick, as if a few seconds later: 300 more in, 200 more done, 3 letters.
+    before = json.loads(first.cursor or "")
+    before["traffic"]["at"] -= 4.0
+    kafka.set(committed={0: 200, 1: 200}, lag={0: 100, 1: 100})
+    kafka.dlq_ends = {0: 13}
+    kafka.letters = [
+        letter("t1", "parse", 10),
+        letter("t1", "schema", 11),
+        letter("t2", "parse", 12),
+    ]
+    second = lag_tick(instance, json.dumps(before))
+
+    lag = observation(second)
+    assert 0 < float(meta(lag, "records_out_per_s")) < float(meta(lag, "records_in_per_s"))  # type: ignore[arg-type]
+    dead = observation(second, "dead_letters")
+    assert meta(dead, "dead_letters_total") == 13
+    assert meta(dead, "dead_letters_tenant_t1") == 2
+    assert meta(dead, "dead_letters_tenant_t2") == 1
+    assert meta(dead, "dead_letters_kind_parse") == 2
+    assert meta(dead, "dead_letters_kind_schema") == 1
+    assert float(meta(dead, "dead_letter_rate_tenant_t1")) > 0  # type: ignore[arg-type]
+    assert float(meta(dead, "dead_letters_per_s")) > 0  # type: ignore[arg-type]
+    latest = str(meta(dead, "latest"))
+    assert "tenant=t2 kind=parse" in latest
+    assert "\\n" in latest, "the value's newline is escaped"
+    # The counts carry on in the cursor.
+    assert LagCursor.from_json(second.cursor).traffic["by_kind"] == {"parse": 2, "schema": 1}
 
 
 def test_unreachable_broker_reports_and_scales_nothing(instance: DagsterInstance) -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dagster import AssetKey, AssetSpec
 
-__all__ = ["FEATURE_EVENTS", "GROUP", "RAW_EVENTS", "topic_specs"]
+__all__ = ["DEAD_LETTERS", "FEATURE_EVENTS", "GROUP", "RAW_EVENTS", "topic_specs"]
 
 RAW_EVENTS = AssetKey("raw_events")
 FEATURE_EVENTS = AssetKey("feature_events")
+DEAD_LETTERS = AssetKey("dead_letters")
 GROUP = "streaming"
 
 
@@ -40,4 +41,17 @@ def topic_specs(input_topic: str, output_topic: str, dlq_topic: str) -> list[Ass
         kinds={"kafka"},
         metadata={"topic": output_topic},
     )
-    return [raw_events, feature_events]
+    dead_letters = AssetSpec(
+        DEAD_LETTERS,
+        deps=[RAW_EVENTS],
+        description=(
+            f"Dead letters in Kafka topic {dlq_topic!r}: raw events the plane could not turn "
+            "into features, each with its sp-error reason and sp-error-kind. Observed by "
+            "kafka_lag_sensor every tick: counts and rates per tenant and per error kind, and "
+            "the newest letters (read them all with `streamplane dlq tail`)."
+        ),
+        group_name=GROUP,
+        kinds={"kafka"},
+        metadata={"topic": dlq_topic},
+    )
+    return [raw_events, feature_events, dead_letters]

@@ -38,6 +38,7 @@ from streamplane.config.root import (
 from streamplane.config.tools import (
     BenchSettings,
     BrokerSettings,
+    DeadLetterSettings,
     DevSettings,
     FaceSettings,
     ProduceSettings,
@@ -49,6 +50,7 @@ __all__ = [
     "SECTIONS",
     "BenchSettings",
     "BrokerSettings",
+    "DeadLetterSettings",
     "DevSettings",
     "Engine",
     "FaceSettings",

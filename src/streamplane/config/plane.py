@@ -152,6 +152,20 @@ class WorkerSettings(Section):
     )
     worker_idle_exit_s: float | None = Field(None, gt=0, description="Exit after idle seconds")
     reconnect_max_backoff_s: float = Field(10.0, gt=0, description="Longest reconnect backoff")
+    worker_metrics_listen: str | None = Field(
+        None,
+        description=(
+            "[HOST]:PORT of the worker's own /metrics (dead letters by tenant and kind); "
+            "unset: not served (Dagster worker runs pick a free loopback port)"
+        ),
+    )
+
+    @field_validator("worker_metrics_listen")
+    @classmethod
+    def _check_metrics_listen(cls, value: str | None) -> str | None:
+        if value:
+            parse_listen(value)
+        return value
 
 
 class MeshSettings(Section):

@@ -19,6 +19,7 @@ from streamplane.config.rl import RLSettings
 from streamplane.config.tools import (
     BenchSettings,
     BrokerSettings,
+    DeadLetterSettings,
     DevSettings,
     FaceSettings,
     ProduceSettings,
@@ -37,6 +38,7 @@ SECTIONS: dict[str, type[Section]] = {
     "broker": BrokerSettings,
     "produce": ProduceSettings,
     "dev": DevSettings,
+    "dlq": DeadLetterSettings,
     "bench": BenchSettings,
 }
 
@@ -69,6 +71,7 @@ class Settings(BaseModel):
     broker: BrokerSettings
     produce: ProduceSettings
     dev: DevSettings
+    dlq: DeadLetterSettings
     bench: BenchSettings
 
     def __init__(self, _env_file: Any = ENV_FILE, **values: Any) -> None:

@@ -114,6 +114,32 @@ class DevSettings(Section):
         description="Share of malformed demo events",
         json_schema_extra={"flags": ["--bad-fraction"]},
     )
+    # Bursts make the lag sensor's scaling visible: 150k events as fast as the producer
+    # goes are far more than one worker absorbs in a 10 s tick on a laptop, so the lag
+    # asks for several workers; between bursts they go idle and exit.
+    dev_burst_records: int = Field(
+        150_000,
+        ge=0,
+        validation_alias="STREAMPLANE_DEV_BURST_RECORDS",
+        description="Events of each demo burst, on top of the steady rate (0: no bursts)",
+        json_schema_extra={"flags": ["--burst-records"]},
+    )
+    dev_burst_interval_s: float = Field(
+        150.0,
+        gt=0,
+        validation_alias="STREAMPLANE_DEV_BURST_INTERVAL_S",
+        description="Seconds between demo bursts (the first comes after a third of it)",
+        json_schema_extra={"flags": ["--burst-interval"]},
+    )
+
+
+class DeadLetterSettings(Section):
+    """``streamplane dlq tail``: read dead letters back with their ``sp-error`` headers."""
+
+    flag_prefix: ClassVar[str] = "dlq_"
+
+    dlq_count: int = Field(20, ge=1, description="Dead letters to print (the latest)")
+    dlq_timeout_s: float = Field(30.0, gt=0, description="Most seconds spent reading DLQ_TOPIC")
 
 
 class BenchSettings(Section):

@@ -120,3 +120,17 @@ WORKER_MESH_ENVELOPES = Counter(
     "Envelopes a mesh-mode worker received: task, stale (another session), duplicate, bad",
     ["result"],
 )
+
+# -- dead letters where users look (issue 13) -------------------------------------------
+# Kinds come from fixed sets (parse, schema, attempts, ...), tenants through tenant_label.
+WORKER_RECORDS_IN = Counter("worker_records_received_total", "Records of the tasks processed")
+WORKER_DEAD_LETTERED = Counter(
+    "worker_dead_lettered_total",
+    "Records this worker wrote to the dead-letter topic, by tenant and error kind",
+    ["tenant", "kind"],
+)
+DEAD_LETTERED_BY_TENANT = Counter(
+    "supervisor_dead_lettered_by_tenant_total",
+    "Records the supervisor wrote to the dead-letter topic, by tenant and error kind",
+    ["tenant", "kind"],
+)

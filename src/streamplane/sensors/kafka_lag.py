@@ -12,6 +12,10 @@ A broker that cannot be reached skips the tick with the reason and keeps the cur
 worker is launched on a lag it could not read.
 """
 
+import dataclasses
+import time
+from collections.abc import Mapping
+
 from dagster import (
     AssetKey,
     AssetObservation,
@@ -27,9 +31,17 @@ from dagster import (
 from streamplane.jobs import WORKER_JOBS, gpu_worker_job, worker_job
 from streamplane.platform.kafka.exceptions import KafkaPlatformError, KafkaUnavailable
 from streamplane.platform.kafka.group_offsets import TopicOffsets
+from streamplane.progress import fetch_json, local_url
 from streamplane.resources import FleetResource, StreamplaneResource
 from streamplane.sensors.runs import alive_runs, fail_silent_runs
 from streamplane.sensors.scaling import LagCursor, ScalingDecision, ScalingPolicy, decide
+from streamplane.sensors.traffic import (
+    Traffic,
+    dead_letter_observation,
+    queued_metadata,
+    read_new_letters,
+    throughput_metadata,
+)
 
 __all__ = ["build_kafka_lag_sensor", "lag_observation", "worker_run_request"]
 
@@ -63,9 +75,13 @@ def worker_run_request(fleet: FleetResource, run_key: str) -> RunRequest:
 
 
 def lag_observation(
-    topic: str, group: str, offsets: TopicOffsets, decision: ScalingDecision
+    topic: str,
+    group: str,
+    offsets: TopicOffsets,
+    decision: ScalingDecision,
+    extra: Mapping[str, MetadataValue] | None = None,
 ) -> AssetObservation:
-    """The ``raw_events`` observation of one tick: total and per-partition lag."""
+    """The ``raw_events`` observation of one tick: total and per-partition lag, ``extra``."""
     metadata: dict[str, MetadataValue] = {
         "topic": MetadataValue.text(topic),
         "consumer_group": MetadataValue.text(group),
@@ -79,6 +95,7 @@ def lag_observation(
     }
     for partition, lag in sorted(offsets.lag.items()):
         metadata[f"lag_partition_{partition}"] = MetadataValue.int(lag)
+    metadata.update(extra or {})
     return AssetObservation(asset_key=RAW_EVENTS, metadata=metadata)
 
 
@@ -107,12 +124,60 @@ def evaluate_lag(
         worker_run_request(fleet, previous.run_key(previous.launches + i + 1))
         for i in range(decision.launch)
     ]
+    before = Traffic.from_dict(previous.traffic)
+    now = Traffic(input_end=sum(offsets.ends.values()), committed=sum(offsets.committed.values()))
+    extra = {
+        **throughput_metadata(now, before),
+        **queued_metadata(_tenant_backlog(streamplane, fleet)),
+    }
+    events = [lag_observation(topic, group, offsets, decision, extra)]
+    dead = _dead_letters(context, streamplane, now, before)
+    if dead is not None:
+        events.append(dead)
+    cursor = dataclasses.replace(decision.cursor, traffic=now.to_dict())
     return SensorResult(
         run_requests=requests,
         skip_reason=None if requests else decision.summary(),
-        cursor=decision.cursor.to_json(),
-        asset_events=[lag_observation(topic, group, offsets, decision)],
+        cursor=cursor.to_json(),
+        asset_events=events,
     )
+
+
+def _tenant_backlog(streamplane: StreamplaneResource, fleet: FleetResource) -> dict[str, int]:
+    """Records each tenant has waiting in the supervisors (their /v1/status); best effort."""
+    queued: dict[str, int] = {}
+    for slot in range(fleet.supervisors):
+        listen = streamplane.supervisor_env(slot)["SUPERVISOR_HTTP_LISTEN"]
+        try:
+            tenants = fetch_json(local_url(listen, "/v1/status")).get("tenants", {})
+        except (OSError, ValueError):
+            continue  # not running yet, or elsewhere: no per-tenant figure this tick
+        for tenant, view in tenants.items():
+            queued[tenant] = queued.get(tenant, 0) + int(view.get("queued_records", 0))
+    return queued
+
+
+def _dead_letters(
+    context: SensorEvaluationContext,
+    streamplane: StreamplaneResource,
+    now: Traffic,
+    before: Traffic | None,
+) -> AssetObservation | None:
+    """The tick's ``dead_letters`` observation; None (and a warning) if the DLQ is unreadable."""
+    topic = streamplane.dead_letter_topic
+    if before is not None:
+        now.by_tenant, now.by_kind = dict(before.by_tenant), dict(before.by_kind)
+    try:
+        now.dlq_end = sum(streamplane.kafka.end_offsets(topic).values())
+        letters, now.dlq_read_ms = read_new_letters(
+            streamplane.kafka.librdkafka_conf(), topic, before, int(time.time() * 1000)
+        )
+    except KafkaPlatformError as exc:
+        context.log.warning(f"dead-letter topic {topic!r} not read this tick: {exc}")
+        if before is not None:
+            now.dlq_end, now.dlq_read_ms = before.dlq_end, before.dlq_read_ms
+        return None
+    return dead_letter_observation(topic, now.counted(letters), before, letters)
 
 
 def _read_failure(exc: KafkaPlatformError, bootstrap: str, topic: str) -> str:

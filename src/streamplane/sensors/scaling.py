@@ -52,12 +52,15 @@ class LagCursor:
         epoch: Random id of this cursor's lineage, part of every run key, so a cursor
             reset in the UI starts new keys instead of colliding with used ones (which
             Dagster would silently skip).
+        traffic: The lag sensor's throughput and dead-letter readings of the last tick
+            (:class:`streamplane.sensors.traffic.Traffic`, as a dict); scaling ignores it.
     """
 
     committed: dict[int, int] = field(default_factory=dict)
     still_ticks: dict[int, int] = field(default_factory=dict)
     launches: int = 0
     epoch: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    traffic: dict[str, Any] = field(default_factory=dict)
 
     def run_key(self, launch_number: int) -> str:
         """The run key of this lineage's ``launch_number``-th worker run."""
@@ -65,15 +68,15 @@ class LagCursor:
 
     def to_json(self) -> str:
         """Serialize for ``SensorResult(cursor=...)`` (partitions as string keys)."""
-        return json.dumps(
-            {
-                "committed": {str(p): o for p, o in sorted(self.committed.items())},
-                "still_ticks": {str(p): n for p, n in sorted(self.still_ticks.items())},
-                "launches": self.launches,
-                "epoch": self.epoch,
-            },
-            sort_keys=True,
-        )
+        raw: dict[str, Any] = {
+            "committed": {str(p): o for p, o in sorted(self.committed.items())},
+            "still_ticks": {str(p): n for p, n in sorted(self.still_ticks.items())},
+            "launches": self.launches,
+            "epoch": self.epoch,
+        }
+        if self.traffic:
+            raw["traffic"] = self.traffic
+        return json.dumps(raw, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | None) -> LagCursor:
@@ -87,6 +90,7 @@ class LagCursor:
                 still_ticks=_int_map(raw.get("still_ticks", {})),
                 launches=int(raw.get("launches", 0)),
                 epoch=str(raw["epoch"]),
+                traffic=dict(raw.get("traffic") or {}),
             )
         except (ValueError, TypeError, AttributeError, KeyError):
             return cls()
@@ -162,6 +166,7 @@ def decide(
         still_ticks=still,
         launches=previous.launches + launch,
         epoch=previous.epoch,
+        traffic=previous.traffic,
     )
     return ScalingDecision(
         total_lag=total,

@@ -22,7 +22,10 @@ from streamplane.platform.kafka.consumer import GroupConsumer
 from streamplane.platform.kafka.producer import DurableProducer
 from streamplane.platform.supervisor.api import create_app
 from streamplane.platform.supervisor.batching import Batcher
-from streamplane.platform.supervisor.dead_letters import DeadLetterWriter
+from streamplane.platform.supervisor.dead_letter_counts import (
+    TenantCountingDeadLetters,
+    dead_letter_status,
+)
 from streamplane.platform.supervisor.dispatcher import Dispatcher, Events
 from streamplane.platform.supervisor.domain_scheduler import DomainScheduler
 from streamplane.platform.supervisor.extensions import SupervisorExtension
@@ -103,7 +106,7 @@ class Supervisor:
             scheduler = Scheduler(quantum=s.supervisor.batch_max_records)
         else:
             scheduler = domains = DomainScheduler(s.supervisor.batch_max_records, mesh.tenants)
-        self.dlq = DeadLetterWriter(
+        self.dlq = TenantCountingDeadLetters(
             DurableProducer(producer_config(s, f"{self._prefix}-dlq")),
             s.kafka.dlq_topic,
             on_count=lambda kind, n: m.DEAD_LETTERED.labels(kind).inc(n),
@@ -274,6 +277,13 @@ class Supervisor:
                 "dead_lettered": d.events.dead_lettered,
                 "late_acks": d.events.late_acks,
                 "failures": d.events.failures,
+            },
+            # This supervisor's own dead letters (records out of attempts); workers count
+            # theirs (parse, schema) on their own /metrics (WORKER_METRICS_LISTEN).
+            "dead_letters": dead_letter_status(),
+            "tenants": {
+                tenant: {"queued_records": queued}
+                for tenant, queued in sorted(d.scheduler.tenant_backlog().items())
             },
         }
 

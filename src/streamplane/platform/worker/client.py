@@ -34,6 +34,7 @@ from streamplane.platform.kafka.config import producer_config
 from streamplane.platform.mesh.client import Subscriber
 from streamplane.platform.mesh.exceptions import SubscriptionRefused
 from streamplane.platform.mesh.inbox import TaskInbox
+from streamplane.platform.worker.metrics_server import serve_worker_metrics
 from streamplane.platform.worker.pipeline import Pipeline
 from streamplane.platform.worker.processor import (
     Processor,
@@ -73,7 +74,9 @@ class Worker:
     async def run(self) -> int:
         """Connect (and reconnect) until stopped; returns the exit code."""
         s = self.settings
-        processor = self._processor or load_processor(s.worker.worker_processor, s)
+        processor = serve_worker_metrics(
+            s, self._processor or load_processor(s.worker.worker_processor, s)
+        )
         self._pipeline = Pipeline(processor, producer_config(s, self.worker_id))
         self._pipeline.start()
         loop = asyncio.get_running_loop()
