@@ -1,9 +1,12 @@
 """``make run``: the product's main command, exactly as a user types it, in a fresh clone.
 
 It starts the broker, ``dagster dev`` and the demo producer; the test waits for the UI
-and for the first worker run the lag sensor starts, then presses Ctrl-C (SIGINT to the
-command's process group, as a terminal does) and checks that everything stopped: no
-broker, no Dagster service, no run, no supervisor or worker left behind.
+and for the first worker run the lag sensor starts, pastes docs/dagster.md's
+``dagster job launch`` example after the ``export DAGSTER_HOME=...`` line the banner
+printed (its run must start), then presses Ctrl-C (SIGINT to the command's process
+group, as a terminal does) and checks that everything stopped: no broker, no Dagster
+service, no supervisor or worker left behind, and in the instance no run left active,
+canceling or failed by the stop. The stop's duration is printed, never asserted.
 
 It runs in a fresh ``git clone`` of this repository with every default: the data folder
 ``.data/dagster-dev`` relative to the clone, the default ports (skipped, or failed under
@@ -14,6 +17,9 @@ STREAMPLANE_REQUIRE_ALL=1, when one is taken). Nothing is reinstalled: the clone
 
 from __future__ import annotations
 
+import re
+import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,7 +27,14 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from tests.readme.clone import ctrl_c, fresh_clone, leftovers, require_defaults_free, start
+from tests.readme.clone import (
+    ctrl_c,
+    fresh_clone,
+    leftovers,
+    require_defaults_free,
+    start,
+    user_env,
+)
 from tests.support.deadline import wait_until
 
 pytestmark = pytest.mark.kafka
@@ -49,6 +62,31 @@ def started_worker_runs(home: Path) -> int:
                 statuses=[DagsterRunStatus.STARTED],
             )
         )
+
+
+def docs_launch_command(clone: Path) -> str:
+    """The ``dagster job launch`` example of docs/dagster.md, as a user would paste it."""
+    text = (clone / "docs" / "dagster.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    (command,) = [b for b in blocks if b.startswith("dagster job launch")]
+    return command
+
+
+def hand_launched_worker_runs(home: Path) -> list[DagsterRunStatus]:
+    """Statuses of worker runs no sensor launched."""
+    with DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs(RunsFilter(job_name="worker_job"))
+        return [r.status for r in runs if "dagster/sensor_name" not in r.tags]
+
+
+BAD_AFTER_STOP = {
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+    DagsterRunStatus.FAILURE,
+}
 
 
 def run_statuses(home: Path) -> dict[str, list[DagsterRunStatus]]:
@@ -85,9 +123,33 @@ def test_make_run_starts_the_dagster_face_and_stops_cleanly(tmp_path: Path) -> N
             interval=2,
             message=lambda: f"the lag sensor started no worker run\n{tail()}",
         )
+        exports = re.findall(r"^\s*(export DAGSTER_HOME=.+)$", log.read_text(), flags=re.M)
+        assert exports, f"the banner printed no DAGSTER_HOME export\n{tail()}"
+        pasted = subprocess.run(
+            ["bash", "-c", f"{exports[0]}\n{docs_launch_command(clone)}"],
+            cwd=clone,
+            env=user_env(clone),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert pasted.returncode == 0, pasted.stdout + pasted.stderr
+        wait_until(
+            lambda: DagsterRunStatus.STARTED in hand_launched_worker_runs(home),
+            240,
+            interval=2,
+            message=lambda: f"the pasted launch never ran: {hand_launched_worker_runs(home)}",
+        )
     finally:
+        began = time.monotonic()
         ctrl_c(make, 180)
+        print(f"make run stopped {time.monotonic() - began:.1f} s after Ctrl-C")
     assert "streamplane (Dagster) stopped" in log.read_text(), tail()
+    statuses = run_statuses(home)
+    print(f"runs after the stop: {statuses}")
+    bad = {job: [s for s in ss if s in BAD_AFTER_STOP] for job, ss in statuses.items()}
+    assert not any(bad.values()), f"runs left unfinished or failed by the stop: {statuses}"
     wait_until(
         lambda: not leftovers(clone),
         30,

@@ -5,10 +5,17 @@ a SQLite instance in a local ``DAGSTER_HOME`` under the data folder, sensors and
 snapshot schedule on), and the demo producer. The sensors then start the supervisor and
 the worker runs; a user opens the UI and watches them, the lag plot and the features.
 
+The demo producer writes a steady trickle (``--rate``) and, every ``--burst-interval``
+seconds, a burst of ``--burst-records`` events as fast as it can: the lag sensor then
+scales worker runs up, and they exit once idle; that is the product's headline to watch.
+
 ``dagster dev`` and everything it starts (runs included) live in a process group of
-their own: Ctrl-C (or SIGTERM) stops the producer, asks ``dagster dev`` to shut down,
-then sends SIGTERM to whatever is left of the group (run workers, which drain their
-supervisor and workers), and stops the broker last.
+their own. Ctrl-C (or SIGTERM) stops in this order: the producers; the sensors and
+schedules (stopped in the instance, so no tick launches anything more; the next start
+turns them back on); queued runs are canceled; supervisor runs are terminated and
+drain while their workers still ack; then worker runs are terminated, and other runs
+(the snapshot) are left to finish; then ``dagster dev`` shuts down; the broker stops
+last. No run is left canceling or failed by the stop.
 
 The instance's ``dagster.yaml`` is written here, from the same ``STREAMPLANE_*``
 settings the sensors read, so the run queue's tag concurrency limits always match them.
@@ -18,19 +25,22 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster._core.scheduler.instigation import InstigatorStatus
 
 from streamplane import processes
-from streamplane.config import FaceSettings, load_settings
+from streamplane.config import DevSettings, FaceSettings, load_settings
 from streamplane.dev.broker import EmbeddedBroker, ensure_jars
 from streamplane.platform.kafka.admin import ensure_topics
 
@@ -51,6 +61,10 @@ DEV_SENSOR_INTERVAL_S = "10"
 DAGSTER_STOP_S = 30.0
 # Runs left after that drain on SIGTERM (DRAIN_TIMEOUT_S is 30 s by default).
 RUNS_STOP_S = 45.0
+# The demo's lag per worker: a burst then asks for several workers on a laptop.
+DEV_LAG_PER_WORKER = "10000"
+# Which sensors and schedules the stop turned off, to turn them on again at the next start.
+STOPPED_INSTIGATORS = "stopped-instigators.json"
 
 WORKSPACE = """\
 load_from:
@@ -134,23 +148,88 @@ def fail_leftover_runs(home: Path) -> int:
         return len(runs)
 
 
-def cancel_active_runs(home: Path, timeout: float = RUNS_STOP_S) -> None:
-    """Terminate every unfinished run the way the UI does, and wait for them to end.
+_RUNNING = {InstigatorStatus.RUNNING, InstigatorStatus.DECLARED_IN_CODE}
 
-    Terminated supervisor and worker runs drain and end canceled, rather than failed by
-    the interrupt a plain shutdown would deliver.
+
+def stop_instigators(home: Path) -> int:
+    """Turn off every running sensor and schedule, as the UI's Stop does; returns how many.
+
+    What was stopped is written down so that :func:`restore_instigators` turns exactly
+    those back on at the next start.
     """
     with DagsterInstance.from_config(str(home)) as instance:
-        for run in instance.get_runs(RunsFilter(statuses=_ACTIVE[:-1])):
-            try:
-                instance.run_coordinator.cancel_run(run.run_id)
-            except Exception as exc:  # shutting down: report it and go on
-                print(f"could not terminate run {run.run_id}: {exc}", flush=True)
-        deadline = time.monotonic() + timeout
-        while instance.get_runs_count(RunsFilter(statuses=_ACTIVE)) and (
-            time.monotonic() < deadline
-        ):
-            time.sleep(0.5)
+        states = instance.all_instigator_state(instigator_statuses=_RUNNING)
+        saved = {state.selector_id: state.status.value for state in states}
+        (home / STOPPED_INSTIGATORS).write_text(json.dumps(saved))
+        for state in states:
+            instance.update_instigator_state(state.with_status(InstigatorStatus.STOPPED))
+        return len(states)
+
+
+def restore_instigators(home: Path) -> int:
+    """Turn back on what the last stop turned off (cursors kept); returns how many."""
+    path = home / STOPPED_INSTIGATORS
+    if not path.exists():
+        return 0
+    saved = json.loads(path.read_text())
+    restored = 0
+    with DagsterInstance.from_config(str(home)) as instance:
+        for state in instance.all_instigator_state():
+            if state.selector_id in saved and state.status == InstigatorStatus.STOPPED:
+                status = InstigatorStatus(saved[state.selector_id])
+                instance.update_instigator_state(state.with_status(status))
+                restored += 1
+    path.unlink()
+    return restored
+
+
+def _cancel(instance: DagsterInstance, statuses: list[DagsterRunStatus], role: str | None) -> int:
+    """Terminate the runs of ``role`` (any role: None) in ``statuses``; returns how many."""
+    tags = {"streamplane/role": role} if role else {}
+    runs = instance.get_runs(RunsFilter(statuses=statuses, tags=tags))
+    for run in runs:
+        try:
+            instance.run_coordinator.cancel_run(run.run_id)
+        except Exception as exc:  # shutting down: report it and go on
+            print(f"could not terminate run {run.run_id}: {exc}", flush=True)
+    return len(runs)
+
+
+def _wait_until_done(instance: DagsterInstance, deadline: float, role: str | None = None) -> bool:
+    tags = {"streamplane/role": role} if role else {}
+    while instance.get_runs_count(RunsFilter(statuses=_ACTIVE, tags=tags)):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.25)
+    return True
+
+
+def cancel_active_runs(home: Path, timeout: float = RUNS_STOP_S) -> None:
+    """End every unfinished run, each the way that leaves it canceled or succeeded.
+
+    Queued runs are canceled at once. Supervisor runs are terminated first and drain
+    while their workers still take acks (a worker gone first would leave the
+    supervisor's drain waiting for acks that never come); then worker runs, which have
+    nothing left to do. Other runs (the snapshot) are short: they finish, and only one
+    still running near the deadline is terminated. Runs that appear meanwhile (a tick
+    that was under way when the sensors stopped) are handled the same way.
+    """
+    deadline = time.monotonic() + timeout
+    started = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+    queued = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
+    with DagsterInstance.from_config(str(home)) as instance:
+        while True:
+            _cancel(instance, queued, None)
+            if _cancel(instance, started, "supervisor"):
+                _wait_until_done(instance, deadline, "supervisor")
+            _cancel(instance, started, "worker")
+            _wait_until_done(instance, min(deadline, time.monotonic() + 5.0), "worker")
+            if _wait_until_done(instance, deadline - 10.0) or time.monotonic() >= deadline:
+                break
+            _cancel(instance, started, None)  # close to the deadline: a snapshot too
+        if not _wait_until_done(instance, deadline):
+            left = instance.get_runs(RunsFilter(statuses=_ACTIVE))
+            print(f"runs still active after {timeout:.0f} s: {[r.run_id for r in left]}")
 
 
 def dev_environment(
@@ -178,6 +257,7 @@ def dev_environment(
     env.setdefault("STREAMPLANE_LIVENESS_SENSOR_INTERVAL_S", DEV_SENSOR_INTERVAL_S)
     env.setdefault("STREAMPLANE_SNAPSHOT_CRON", "* * * * *")
     env.setdefault("STREAMPLANE_WORKER_IDLE_EXIT_S", "30")
+    env.setdefault("STREAMPLANE_LAG_PER_WORKER", DEV_LAG_PER_WORKER)
     return env
 
 
@@ -191,10 +271,19 @@ def _start_dagster(
 
 
 def _start_producer(
-    env: Mapping[str, str], rate: float, bad_fraction: float, log: Path
+    env: Mapping[str, str],
+    rate: float | None,
+    bad_fraction: float,
+    log: Path,
+    count: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start the demo producer; it ignores the terminal's Ctrl-C and stops on SIGTERM."""
-    args = ["produce", "--rate", str(rate), "--bad-fraction", str(bad_fraction)]
+    """Start a demo producer; it ignores the terminal's Ctrl-C and stops on SIGTERM.
+
+    ``rate`` None writes as fast as the producer can (a burst); ``count`` None, forever.
+    """
+    args = ["produce", "--bad-fraction", str(bad_fraction)]
+    args += [] if rate is None else ["--rate", str(rate)]
+    args += [] if count is None else ["--count", str(count)]
     return processes.spawn(
         processes.streamplane_argv(*args),
         env=dict(env),
@@ -219,14 +308,49 @@ def stop_process_group(
     processes.stop_session(proc, leader_timeout, group_timeout, leader_signal=signal.SIGINT)
 
 
-def _banner(bootstrap: str, port: int, http_port: int, logs: Path, home: Path) -> str:
+@dataclass(frozen=True)
+class Bursts:
+    """The demo's bursts: ``records`` events every ``interval_s`` (none when 0 records)."""
+
+    records: int
+    interval_s: float
+
+    def first_at(self, start: float) -> float:
+        """When the first burst goes: a third of the interval in (the supervisor is up)."""
+        return start + self.interval_s / 3
+
+
+def _banner(
+    bootstrap: str,
+    port: int,
+    http_port: int,
+    logs: Path,
+    env: Mapping[str, str],
+    bursts: Bursts,
+) -> str:
+    home = Path(env["DAGSTER_HOME"])
+    watch = (
+        f"  watch     every {bursts.interval_s:.0f} s a burst of {bursts.records} events "
+        f"(the first after {bursts.interval_s / 3:.0f} s): kafka_lag_sensor starts up to "
+        f"{env.get('STREAMPLANE_MAX_WORKERS', '4')} worker runs on the lag (Runs page), and "
+        f"they exit after {env['STREAMPLANE_WORKER_IDLE_EXIT_S']} s idle; raw_events plots "
+        "lag and records/s in and out; dead_letters counts the bad events by tenant and kind\n"
+        if bursts.records
+        else "  watch     a steady trickle (no bursts): one worker run keeps up with it\n"
+    )
+    shell_home = shlex.quote(str(home))
     return (
         "streamplane (Dagster) is running\n"
         f"  dagster   http://127.0.0.1:{port}  (sensors start the supervisor and workers)\n"
         f"  kafka     {bootstrap}  (topics {DEV_INPUT} -> features.events.demo)\n"
         f"  health    http://127.0.0.1:{http_port}/readyz  (once the supervisor runs)\n"
+        f"  status    http://127.0.0.1:{http_port}/v1/status  (progress, dead letters)\n"
+        f"{watch}"
         f"  instance  {home}\n"
         f"  logs      {logs}/\n"
+        "For the dagster CLI (dagster job launch ...) in another shell, from this folder:\n"
+        f"  export DAGSTER_HOME={shell_home}\n"
+        f"Dead letters: streamplane dlq tail --kafka-brokers {bootstrap}\n"
         "Ctrl-C stops everything."
     )
 
@@ -239,6 +363,7 @@ def run_dagster_dev(
     http_port: int = 8080,
     rate: float = 200.0,
     bad_fraction: float = 0.01,
+    bursts: Bursts | None = None,
 ) -> int:
     """Run broker, ``dagster dev`` and the demo producer until interrupted.
 
@@ -255,6 +380,7 @@ def run_dagster_dev(
     write_instance(home, face)
     initialize_instance(home)
     fail_leftover_runs(home)
+    restore_instigators(home)
     workspace = data_dir / "workspace.yaml"
     workspace.write_text(WORKSPACE)
     ensure_jars()
@@ -270,7 +396,9 @@ def run_dagster_dev(
     try:
         ensure_topics({"bootstrap.servers": bootstrap}, {DEV_INPUT: DEV_PARTITIONS})
         env = dev_environment(os.environ, bootstrap, home, data_dir, supervisor_port, http_port)
-        return _supervise(env, workspace, dagster_port, rate, bad_fraction, logs, bootstrap)
+        dev = load_settings().dev
+        bursts = bursts or Bursts(dev.dev_burst_records, dev.dev_burst_interval_s)
+        return _supervise(env, workspace, dagster_port, rate, bad_fraction, logs, bootstrap, bursts)
     finally:
         broker.stop()
         print("streamplane (Dagster) stopped", flush=True)
@@ -284,8 +412,9 @@ def _supervise(
     bad_fraction: float,
     logs: Path,
     bootstrap: str,
+    bursts: Bursts,
 ) -> int:
-    """Run dagster dev and the producer until a signal or until one of them dies."""
+    """Run dagster dev and the producers until a signal or until one of them dies."""
     stopping = False
 
     def stop(_signum: int, _frame: object) -> None:
@@ -297,21 +426,42 @@ def _supervise(
     dagster = _start_dagster(env, workspace, port, logs / "dagster.log")
     producer = _start_producer(env, rate, bad_fraction, logs / "producer.log")
     http_port = int(env["SUPERVISOR_HTTP_LISTEN"].rpartition(":")[2])
-    print(_banner(bootstrap, port, http_port, logs, Path(env["DAGSTER_HOME"])), flush=True)
+    home = Path(env["DAGSTER_HOME"])
+    print(_banner(bootstrap, port, http_port, logs, env, bursts), flush=True)
     status = 0
+    burst: subprocess.Popen[bytes] | None = None
+    next_burst = bursts.first_at(time.monotonic())
     try:
         while not stopping:
             dead = processes.first_exit({"dagster dev": dagster, "producer": producer})
             if dead is not None:
                 print(f"{dead[0]} exited with {dead[1]}; stopping", flush=True)
                 status, stopping = 1, True
+            if bursts.records and time.monotonic() >= next_burst and not stopping:
+                if burst is None or burst.poll() is not None:
+                    print(f"burst: {bursts.records} events as fast as they go", flush=True)
+                    burst = _start_producer(
+                        env, None, bad_fraction, logs / "burst.log", count=bursts.records
+                    )
+                next_burst = time.monotonic() + bursts.interval_s
             time.sleep(0.5)
     finally:
+        began = time.monotonic()
         processes.stop(producer, 10)
-        print("stopping: terminating runs (they drain), then Dagster, then Kafka", flush=True)
-        cancel_active_runs(Path(env["DAGSTER_HOME"]))
+        if burst is not None:
+            processes.stop(burst, 10)
+        print(
+            "stopping: sensors and schedules off, then runs drain, then Dagster, then Kafka",
+            flush=True,
+        )
+        stop_instigators(home)
+        cancel_active_runs(home)
         stop_process_group(dagster)
+        print(f"runs and Dagster stopped in {time.monotonic() - began:.1f} s", flush=True)
     return status
+
+
+_DEV_DEFAULTS = DevSettings.model_construct()
 
 
 @click.command("dagster-dev")
@@ -371,6 +521,22 @@ def _supervise(
     default=0.01,
     help="Share of malformed events",
 )
+@click.option(
+    "--burst-records",
+    envvar="STREAMPLANE_DEV_BURST_RECORDS",
+    show_envvar=True,
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"Events per demo burst, 0 for none [default: {_DEV_DEFAULTS.dev_burst_records}]",
+)
+@click.option(
+    "--burst-interval",
+    envvar="STREAMPLANE_DEV_BURST_INTERVAL_S",
+    show_envvar=True,
+    type=click.FloatRange(min=1),
+    default=None,
+    help=f"Seconds between demo bursts [default: {_DEV_DEFAULTS.dev_burst_interval_s:g}]",
+)
 def dagster_dev(
     data_dir: Path,
     broker_port: int,
@@ -379,11 +545,27 @@ def dagster_dev(
     http_port: int,
     rate: float,
     bad_fraction: float,
+    burst_records: int | None,
+    burst_interval: float | None,
 ) -> None:
-    """Kafka, Dagster (webserver, daemon, sensors) and a demo producer; Ctrl-C stops all."""
+    """Kafka, Dagster (webserver, daemon, sensors) and a bursty demo producer; Ctrl-C stops all.
+
+    The burst defaults live on the dev settings (``STREAMPLANE_DEV_BURST_*``).
+    """
+    bursts = Bursts(
+        _DEV_DEFAULTS.dev_burst_records if burst_records is None else burst_records,
+        _DEV_DEFAULTS.dev_burst_interval_s if burst_interval is None else burst_interval,
+    )
     sys.exit(
         run_dagster_dev(
-            data_dir, broker_port, dagster_port, supervisor_port, http_port, rate, bad_fraction
+            data_dir,
+            broker_port,
+            dagster_port,
+            supervisor_port,
+            http_port,
+            rate,
+            bad_fraction,
+            bursts,
         )
     )
 
