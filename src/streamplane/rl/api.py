@@ -6,15 +6,27 @@ the trainer to Slurm and answers 202 with the task id and the Slurm job id;
 the tail of the job's log. Slurm unreachable gives 503 with the reason (and nothing was
 submitted); a job sbatch refuses (more CPUs than any node has, say) gives 422; no
 RL_BUFFER_DIR (nowhere to train from) gives 503 naming the variable.
+
+Every route needs the token (a status shows the job's log), and it is checked before a
+byte of the body is read: an unauthenticated client cannot make the supervisor buffer
+its upload. Bodies are capped at `MAX_BODY_BYTES` (413), and NaN or Infinity anywhere in
+one is a 422.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import secrets
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from streamplane.config import RLSettings, Settings
@@ -34,6 +46,12 @@ logger = logging.getLogger(__name__)
 
 TOKEN_VARIABLE = "TRAINING_API_TOKEN"  # noqa: S105 - a variable name, not a secret
 _bearer = HTTPBearer(auto_error=False, description=f"the value of {TOKEN_VARIABLE}")
+# A training request is a few hundred bytes of JSON; 64 KiB leaves room for any future
+# field and keeps what one request can make the supervisor hold small.
+MAX_BODY_BYTES = 64 * 1024
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+_Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 def create_training_router(
@@ -57,29 +75,34 @@ def create_training_router(
     runs = service if service is not None else TrainingService(training)
     if token is None and training.training_api_token is not None:
         token = training.training_api_token.get_secret_value()
-    router = APIRouter(prefix="/training/rl", tags=["training"])
 
-    def authorize(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
+    def check(given: str | None) -> None:
         if not token:
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE,
                 f"the training API is disabled: {TOKEN_VARIABLE} is not set",
             )
-        given = credentials.credentials if credentials is not None else ""
-        if credentials is None or not secrets.compare_digest(given.encode(), token.encode()):
+        if given is None or not secrets.compare_digest(given.encode(), token.encode()):
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "a valid bearer token is required",
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    @router.post(
-        "/start",
-        status_code=status.HTTP_202_ACCEPTED,
+    def authorize(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        # The guard below has checked already; this one documents the scheme in OpenAPI.
+        check(credentials.credentials if credentials is not None else None)
+
+    router = APIRouter(
+        prefix="/training/rl",
+        tags=["training"],
         dependencies=[Depends(authorize)],
+        route_class=_guarded_route(check),
     )
+
+    @router.post("/start", status_code=status.HTTP_202_ACCEPTED)
     def start(request: TrainingRequest) -> StartResponse:
         """Submit the trainer to Slurm."""
         try:
@@ -111,3 +134,99 @@ def create_training_router(
             raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from exc
 
     return router
+
+
+def _guarded_route(check: Callable[[str | None], None]) -> type[APIRoute]:
+    """A route class that checks the token, then reads a bounded, finite body.
+
+    FastAPI reads and parses the body before it resolves dependencies, so a dependency
+    alone checks the token only after the whole upload is in memory; this runs first.
+    """
+
+    class GuardedRoute(APIRoute):
+        def get_route_handler(self) -> _Handler:
+            handler = super().get_route_handler()
+
+            async def guarded(request: Request) -> Response:
+                check(_bearer_token(request.headers.get("authorization")))
+                if request.method in _BODY_METHODS:
+                    body = await _read_capped(request)
+                    _refuse_non_finite(body)
+                    request._body = body  # what FastAPI's handler reads: already in hand
+                try:
+                    return await handler(request)
+                except RequestValidationError as exc:
+                    # The default handler renders the input back; NaN there made it a 500.
+                    detail = _finite(jsonable_encoder(exc.errors()))
+                    return JSONResponse({"detail": detail}, status_code=422)
+
+            return guarded
+
+    return GuardedRoute
+
+
+def _bearer_token(header: str | None) -> str | None:
+    scheme, _, credentials = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials:
+        return None
+    return credentials
+
+
+async def _read_capped(request: Request) -> bytes:
+    """The body, refused with 413 as soon as it is known to pass `MAX_BODY_BYTES`."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "bad Content-Length")
+        if int(declared) > MAX_BODY_BYTES:
+            raise _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> HTTPException:
+    return HTTPException(413, f"the body is limited to {MAX_BODY_BYTES} bytes")
+
+
+class _NonFinite(ValueError):
+    """A JSON number that is NaN or infinite."""
+
+
+def _refuse_non_finite(body: bytes) -> None:
+    """422 for NaN, Infinity or a number too large for a float, anywhere in a JSON body."""
+
+    def constant(name: str) -> float:
+        raise _NonFinite(name)
+
+    def number(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise _NonFinite(text)
+        return value
+
+    try:
+        json.loads(body, parse_constant=constant, parse_float=number)
+    except _NonFinite as exc:
+        raise HTTPException(
+            422,  # Unprocessable Content
+            f"numbers must be finite, got {str(exc)[:32]}",
+        ) from exc
+    except ValueError:
+        return  # not JSON: FastAPI's own parse says so (422)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by its name, so it renders as JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

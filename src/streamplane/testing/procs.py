@@ -145,18 +145,23 @@ class SupervisorProc(Proc):
     def grpc_addr(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
-    def get(self, path: str, timeout: float = 5) -> tuple[int, bytes]:
+    def get(
+        self, path: str, timeout: float = 5, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes]:
         """GET `path` from the supervisor's HTTP server; returns (status, body)."""
         url = f"http://127.0.0.1:{self.http_port}{path}"
+        request = urllib.request.Request(url, headers=dict(headers or {}))
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
                 return int(response.status), response.read()
         except urllib.error.HTTPError as exc:
             return int(exc.code), exc.read()
 
-    def get_json(self, path: str, timeout: float = 5) -> tuple[int, Any]:
+    def get_json(
+        self, path: str, timeout: float = 5, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, Any]:
         """GET `path` and decode its JSON body."""
-        code, body = self.get(path, timeout)
+        code, body = self.get(path, timeout, headers)
         return code, json.loads(body)
 
     def post_json(

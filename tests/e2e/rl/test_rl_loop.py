@@ -116,7 +116,7 @@ def test_rollouts_to_buffer_to_slurm_to_dagster(
     seen = [reply["state"]]
 
     def state_now() -> dict[str, Any]:
-        code, status = sup.get_json(f"/training/rl/status/{task}")
+        code, status = sup.get_json(f"/training/rl/status/{task}", headers=AUTH)
         assert code == 200, status
         return status
 

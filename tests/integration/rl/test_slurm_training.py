@@ -60,13 +60,13 @@ def test_start_runs_the_trainer_on_slurm_to_completion(
     seen: list[str] = []
 
     def finished() -> bool:
-        status = client.get(f"/training/rl/status/{task}").json()
+        status = client.get(f"/training/rl/status/{task}", headers=AUTH).json()
         if not seen or seen[-1] != status["state"]:
             seen.append(status["state"])
         return JobState(status["state"]).finished
 
     wait_until(finished, 240, 0.2, message=lambda: f"states seen: {seen}")
-    status = client.get(f"/training/rl/status/{task}").json()
+    status = client.get(f"/training/rl/status/{task}", headers=AUTH).json()
     assert status["state"] == "COMPLETED", status["log_tail"]
     assert seen[-1] == "COMPLETED"
     assert set(seen) <= {"PENDING", "RUNNING", "COMPLETED"}

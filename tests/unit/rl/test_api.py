@@ -86,12 +86,12 @@ def test_status_follows_the_job_and_reports_metrics(
     client: TestClient, fake: FakeSlurm, training_settings: RLSettings
 ) -> None:
     task = start(client, {}).json()["task_id"]
-    assert client.get(f"/training/rl/status/{task}").json()["state"] == "PENDING"
+    assert client.get(f"/training/rl/status/{task}", headers=AUTH).json()["state"] == "PENDING"
     job = fake.jobs[100]
     job.state, job.start = "RUNNING", "2023-11-14T22:13:30"
     task_dir = training_settings.training_dir / "tasks" / task
     (task_dir / "train.log").write_text("step 1\nstep 2\n")
-    running = client.get(f"/training/rl/status/{task}").json()
+    running = client.get(f"/training/rl/status/{task}", headers=AUTH).json()
     assert running["state"] == "RUNNING"
     assert running["log_tail"].endswith("step 2\n")
     assert running["metrics"] is None
@@ -101,13 +101,13 @@ def test_status_follows_the_job_and_reports_metrics(
                     "line": "all", "version": 3, "checkpoint": "/p/all/v000003"})
     )  # fmt: skip
     before = tm.TRAINING_RUNS.labels("COMPLETED")._value.get()
-    done = client.get(f"/training/rl/status/{task}").json()
+    done = client.get(f"/training/rl/status/{task}", headers=AUTH).json()
     assert done["state"] == "COMPLETED"
     assert done["metrics"]["eval_mean_return"] == 150.0
     assert done["checkpoint"] == {"line": "all", "version": 3, "checkpoint": "/p/all/v000003"}
     assert done["elapsed_s"] == 60.0
     # Counted once, however often the status is read.
-    client.get(f"/training/rl/status/{task}")
+    client.get(f"/training/rl/status/{task}", headers=AUTH)
     assert tm.TRAINING_RUNS.labels("COMPLETED")._value.get() == before + 1
 
 
@@ -208,8 +208,8 @@ def test_refused_job_is_422_and_leaves_nothing(
 
 
 def test_unknown_task_is_404(client: TestClient) -> None:
-    assert client.get("/training/rl/status/nope").status_code == 404
-    assert client.get("/training/rl/status/..%2F..%2Fetc").status_code == 404
+    assert client.get("/training/rl/status/nope", headers=AUTH).status_code == 404
+    assert client.get("/training/rl/status/..%2F..%2Fetc", headers=AUTH).status_code == 404
 
 
 def test_group_submission_reattaches_until_the_job_fails(
@@ -268,4 +268,4 @@ def test_without_a_buffer_dir_the_api_says_so(fake: FakeSlurm) -> None:
     response = client.post("/training/rl/start", json={}, headers=AUTH)
     assert response.status_code == 503
     assert "RL_BUFFER_DIR" in response.json()["detail"]
-    assert client.get("/training/rl/status/abc").status_code == 503
+    assert client.get("/training/rl/status/abc", headers=AUTH).status_code == 503

@@ -48,7 +48,7 @@ def test_without_rl_configured_no_thread_starts_and_the_api_answers_503(
             response = client.post("/training/rl/start", json={}, headers=AUTH)
             assert response.status_code == 503
             assert "RL_BUFFER_DIR" in response.json()["detail"]
-            assert client.get("/training/rl/status/abc").status_code == 503
+            assert client.get("/training/rl/status/abc", headers=AUTH).status_code == 503
         finally:
             extension.stop(timeout=5)
     assert not [r for r in caplog.records if "ConfigError" in r.getMessage() + str(r.exc_info)]
