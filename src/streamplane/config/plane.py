@@ -94,8 +94,12 @@ class ProcessSettings(Section):
 class SupervisorSettings(Section):
     """The supervisor: its listeners, batching, backpressure, leases and commits."""
 
+    # gRPC on every interface: workers on other hosts connect to it (put it on a private
+    # network). HTTP on loopback: containers and pods set their own (docs/security.md).
     supervisor_listen: str = Field(":7000", description="gRPC listen address of the supervisor")
-    supervisor_http_listen: str = Field(":8080", description="HTTP listen address")
+    supervisor_http_listen: str = Field(
+        "127.0.0.1:8080", description="HTTP listen address (loopback unless set)"
+    )
     max_attempts: int = Field(5, ge=1, le=100, description="Attempts before a record goes to DLQ")
     ordering: Ordering = Field("unordered", description="unordered, key or partition")
     # Tasks: 500 records of ~200 B keep the ~150 us per-message gRPC cost under 1 us per

@@ -56,9 +56,21 @@ def create_app(
     dispatcher: Dispatcher,
     readiness: Callable[[], str | None],
     status: Callable[[], dict[str, Any]],
+    *,
+    docs: bool = False,
 ) -> FastAPI:
-    """Build the app; `readiness` returns None when ready, else the reason it is not."""
-    app = FastAPI(title="streamplane supervisor", version="1")
+    """Build the app; `readiness` returns None when ready, else the reason it is not.
+
+    ``docs`` serves /docs, /redoc and /openapi.json; off unless asked for, since they
+    describe every route to whoever can reach the port.
+    """
+    app = FastAPI(
+        title="streamplane supervisor",
+        version="1",
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

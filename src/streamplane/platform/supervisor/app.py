@@ -297,14 +297,18 @@ class Supervisor:
         }
 
     def _http_server(self) -> _QuietServer:
+        from streamplane.platform.supervisor import http_server
+
         host, port = parse_listen(self.settings.supervisor.supervisor_http_listen)
-        app = create_app(self.dispatcher, self.readiness, self.status)
+        # The API docs describe every route, the training API's too: served on loopback
+        # only (docs/security.md).
+        docs = http_server.is_loopback(host)
+        app = create_app(self.dispatcher, self.readiness, self.status, docs=docs)
         for extension in self.extensions:
             router = extension.router()
             if router is not None:
                 app.include_router(router)
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
-        return _QuietServer(config)
+        return _QuietServer(http_server.server_config(app, host, port))
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
