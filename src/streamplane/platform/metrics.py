@@ -134,3 +134,9 @@ DEAD_LETTERED_BY_TENANT = Counter(
     "Records the supervisor wrote to the dead-letter topic, by tenant and error kind",
     ["tenant", "kind"],
 )
+DEAD_LETTERS_TRUNCATED = Counter(
+    "supervisor_dead_letters_truncated_total",
+    "Dead letters written without their payload because they exceed the broker's size limit,"
+    " by the error kind that sent them there",
+    ["kind"],
+)
