@@ -109,6 +109,13 @@ class SupervisorSettings(Section):
         1_048_576, ge=1024, le=64 * 1024 * 1024, description="Bytes per task"
     )
     batch_linger_ms: float = Field(5.0, ge=0, le=10_000, description="Longest a batch waits")
+    # While every worker is busy, lingering batches wait for credit so that tasks grow;
+    # past this age one closes anyway, so a rare tenant's records (holding their
+    # partition's lowest outstanding offset) never wait out a whole backlog. A quarter
+    # second still lets a busy (tenant, partition) fill a 500-record task at ~2k/s.
+    batch_max_age_ms: float = Field(
+        250.0, gt=0, le=60_000, description="Oldest a batch gets, credit or not"
+    )
     # Backpressure: pause fetching above the high mark, resume below the low mark.
     max_pending_records: int = Field(
         200_000, ge=1, description="Consumed, unfinished records above which fetching pauses"

@@ -63,6 +63,7 @@ class Supervisor:
         self._last_events = Events()
         self._next_housekeeping = 0.0
         self._serving = False
+        self._queued_labels: set[str] = set()
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT or `stop`, then drain; returns the exit code."""
@@ -139,6 +140,7 @@ class Supervisor:
             linger_s=sup.batch_linger_ms / 1000,
             id_prefix=self._prefix,
             emit=self.dispatcher.submit,
+            max_age_s=sup.batch_max_age_ms / 1000,
         )
         return Source(
             consumer_factory=lambda: GroupConsumer(consumer_config(s)),
@@ -241,8 +243,14 @@ class Supervisor:
         )
         m.PENDING_RECORDS.set(d.pending_records)
         m.INFLIGHT_TASKS.set(d.inflight_tasks())
+        by_label: dict[str, int] = dict.fromkeys(self._queued_labels, 0)
         for tenant, queued in d.scheduler.tenant_backlog().items():
-            m.QUEUED_RECORDS.labels(m.tenant_label(tenant)).set(queued)
+            label = m.tenant_label(tenant)
+            by_label[label] = by_label.get(label, 0) + queued
+        for label, queued in by_label.items():
+            m.QUEUED_RECORDS.labels(label).set(queued)
+        # A tenant whose queue drained leaves the scheduler; its gauge must read 0.
+        self._queued_labels = {label for label, queued in by_label.items() if queued}
 
     # -- readiness and status -----------------------------------------------------------
     def readiness(self) -> str | None:

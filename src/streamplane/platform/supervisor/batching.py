@@ -23,8 +23,17 @@ from streamplane.platform.tenants import Headers, tenant_of
 # Key mode spreads a partition's keys over this many lanes: enough parallelism for a
 # handful of workers per partition, few enough that lanes still fill whole tasks.
 KEY_LANES = 16
+# Unordered batches are per (tenant, partition); past this many open at once, records of
+# tenants without an open batch share one batch per partition (a per-record tenant column
+# keeps each record's tenant). With 200k tenants one batch each meant tasks of one record
+# and a table the supervisor scanned on every loop; the long tail now shares fairness as
+# one bucket while busy tenants keep batches (and fair shares) of their own.
+MAX_OPEN_BATCHES = 4096
+# The shared batch's tenant in the fair scheduler: the long tail of tenants as one.
+MANY_TENANTS = "*"
+_SHARED = "shared"
 
-__all__ = ["KEY_LANES", "Batcher", "tenant_of"]
+__all__ = ["KEY_LANES", "MANY_TENANTS", "MAX_OPEN_BATCHES", "Batcher", "tenant_of"]
 
 
 @dataclass(slots=True)
@@ -45,11 +54,15 @@ class Batcher:
         linger_s: float,
         id_prefix: str,
         emit: Callable[[Task], None],
+        max_age_s: float | None = None,
+        max_open: int = MAX_OPEN_BATCHES,
     ) -> None:
         self._ordering = ordering
         self._max_records = max_records
         self._max_bytes = max_bytes
         self._linger_s = linger_s
+        self._max_age_s = max_age_s
+        self._max_open = max_open
         self._prefix = id_prefix
         self._emit = emit
         self._open: dict[tuple[str | None, TopicPartition, Hashable], _Open] = {}
@@ -70,6 +83,10 @@ class Batcher:
         lane = self._lane(tp, key)
         slot = (tenant if lane is None else None, tp, lane)
         current = self._open.get(slot)
+        shared = False
+        if current is None and lane is None and len(self._open) >= self._max_open:
+            slot, shared = (None, tp, _SHARED), True
+            current = self._open.get(slot)
         if current is not None and (
             current.task.tracker is not tracker
             or current.task.nbytes + len(value) > self._max_bytes
@@ -82,7 +99,8 @@ class Batcher:
                 self._emit(current.task)
             current = None
         if current is None:
-            current = self._open[slot] = _Open(self._new_task(tenant, tp, lane, tracker), now)
+            owner = MANY_TENANTS if shared else tenant
+            current = self._open[slot] = _Open(self._new_task(owner, tp, lane, tracker), now)
         task = current.task
         records = task.records
         if headers:
@@ -91,7 +109,7 @@ class Batcher:
         records.timestamps_ms.append(timestamp_ms)
         records.keys.append(key)
         records.values.append(value)
-        if lane is not None:
+        if lane is not None or slot[2] == _SHARED:
             records.tenants.append(tenant)
         task.nbytes += len(value)
         if len(records.offsets) >= self._max_records or task.nbytes >= self._max_bytes:
@@ -104,12 +122,28 @@ class Batcher:
         `limit` caps how many close: the source closes only as many as workers have idle
         credit for, so while every worker is busy batches keep growing instead of
         queueing as many small tasks (one credit moves one task, whatever its size).
+        Batches older than `max_age_s` close whatever `limit` says: a rare tenant's
+        batch under a backlog would otherwise hold its partition's lowest outstanding
+        offset, and so the committed offset, for as long as the backlog lasts.
         """
-        deadline = now - self._linger_s
-        due = [s for s, o in self._open.items() if force or o.opened <= deadline]
-        if limit is not None and len(due) > limit:
-            # dicts keep insertion order, and a slot is inserted when its batch opens.
-            due = due[:limit]
+        return self._close_older(now - self._linger_s, limit, force) + self.flush_stale(now)
+
+    def flush_stale(self, now: float) -> int:
+        """Close every batch older than `max_age_s`; returns how many."""
+        if self._max_age_s is None:
+            return 0
+        return self._close_older(now - self._max_age_s, None, False)
+
+    def _close_older(self, opened_by: float, limit: int | None, force: bool) -> int:
+        # dicts keep insertion order, and a slot is inserted when its batch opens (with a
+        # non-decreasing clock): the scan stops at the first batch too young to close.
+        due: list[tuple[str | None, TopicPartition, Hashable]] = []
+        for slot, batch in self._open.items():
+            if (limit is not None and len(due) >= limit) or not (
+                force or batch.opened <= opened_by
+            ):
+                break
+            due.append(slot)
         for slot in due:
             self._emit(self._open.pop(slot).task)
         return len(due)

@@ -204,3 +204,7 @@ class Scheduler:
         tenant.active = False
         tenant.granted = False
         tenant.deficit = 0
+        if not tenant.ready:
+            # A tenant with nothing queued is forgotten: with many tenants the table
+            # would otherwise only grow. It comes back, fresh, with its next task.
+            self._tenants.pop(tenant.name, None)

@@ -92,13 +92,15 @@ class Source:
                 next_commit = now + self._commit_interval_s
 
     def _dispatch(self, now: float) -> None:
-        """Send what is queued; then close lingering batches only for idle credit."""
+        """Send what is queued; close lingering batches for idle credit, stale ones anyway."""
         dispatcher = self._dispatcher
         dispatcher.dispatch()
         if dispatcher.draining:
             return
         idle = dispatcher.idle_credit()
-        if idle > 0 and self._batcher.flush_due(now, limit=idle):
+        batcher = self._batcher
+        closed = batcher.flush_due(now, limit=idle) if idle > 0 else batcher.flush_stale(now)
+        if closed:
             dispatcher.dispatch()
 
     def flush_open_batches(self) -> None:

@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 
 from streamplane.config import Ordering
 from streamplane.platform.records import unpack
-from streamplane.platform.supervisor.batching import KEY_LANES, Batcher
+from streamplane.platform.supervisor.batching import (
+    KEY_LANES,
+    MANY_TENANTS,
+    MAX_OPEN_BATCHES,
+    Batcher,
+)
 from streamplane.platform.supervisor.offsets import OffsetTracker
 from streamplane.platform.supervisor.tasks import Task, TopicPartition
 from streamplane.platform.tenants import MAX_TENANT_LEN, Headers, tenant_of
@@ -104,7 +109,13 @@ class _Rec:
 
 class _Harness:
     def __init__(
-        self, ordering: Ordering, max_records: int, max_bytes: int, linger_s: float
+        self,
+        ordering: Ordering,
+        max_records: int,
+        max_bytes: int,
+        linger_s: float,
+        max_age_s: float | None = None,
+        max_open: int = MAX_OPEN_BATCHES,
     ) -> None:
         self.emitted: list[Task] = []
         self.batcher = Batcher(
@@ -114,6 +125,8 @@ class _Harness:
             linger_s=linger_s,
             id_prefix="b",
             emit=self.emitted.append,
+            max_age_s=max_age_s,
+            max_open=max_open,
         )
         self.trackers: dict[TopicPartition, OffsetTracker] = {}
         self.next: dict[TopicPartition, int] = {}
@@ -325,3 +338,39 @@ def test_flush_due_closes_only_as_many_lingering_batches_as_asked_oldest_first()
     assert h.batcher.flush_due(0.0061, limit=5) == 1, "the third has not lingered long enough"
     assert h.batcher.flush_due(1.0) == 1
     assert [t.tp[1] for t in h.emitted] == [0, 1, 2]
+
+
+def test_a_batch_past_its_max_age_closes_without_idle_credit() -> None:
+    """Issue 16.1: a rare tenant's batch must not wait out a backlog (no credit, ever)."""
+    h = _Harness("unordered", max_records=100, max_bytes=10_000, linger_s=0.005, max_age_s=0.25)
+    h.add(("in", 0), None, b"v", [("tenant", b"rare")], 0.0)
+    h.add(("in", 0), None, b"v", [("tenant", b"busy")], 0.2)
+    assert h.batcher.flush_stale(0.249) == 0
+    assert h.batcher.flush_stale(0.25) == 1
+    assert [(t.tenant, t.offsets) for t in h.emitted] == [("rare", [0])]
+    assert h.batcher.flush_stale(0.45) == 1
+    assert h.batcher.open_records == 0
+
+
+def test_without_a_max_age_flush_stale_closes_nothing() -> None:
+    h = _Harness("unordered", max_records=100, max_bytes=10_000, linger_s=0.005)
+    h.add(("in", 0), None, b"v", None, 0.0)
+    assert h.batcher.flush_stale(1e9) == 0
+
+
+def test_many_tenants_share_a_batch_per_partition_past_the_open_cap() -> None:
+    """Issue 16.3: 200k tenants made tasks of one record and an ever-growing table."""
+    h = _Harness("unordered", max_records=50, max_bytes=1_000_000, linger_s=60, max_open=8)
+    for i in range(2_000):
+        h.add(("in", i % 2), None, b"v", [("tenant", f"t{i}".encode())], 0.0)
+    assert len(h.batcher._open) <= 8 + 2  # the cap, plus one shared batch per partition
+    h.batcher.flush_due(0.0, force=True)
+    sizes = [t.size for t in h.emitted]
+    assert sum(sizes) == 2_000
+    assert sum(sizes) / len(sizes) > 40, "the long tail must travel in full tasks"
+    shared = [t for t in h.emitted if t.tenant == MANY_TENANTS]
+    assert shared
+    for task in shared:
+        # Each record keeps its own tenant, for sp-tenant and per-tenant metrics.
+        assert len(task.records.tenants) == task.size
+        assert all(name.startswith("t") for name in task.records.tenants)

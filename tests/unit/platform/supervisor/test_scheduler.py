@@ -331,3 +331,18 @@ def test_lanes_stay_exclusive_and_ordered_under_requeues_and_bisects(
     for task in _drain(s):
         settled.setdefault(task.lane_id, []).extend(task.offsets)
     assert settled == {lane: offsets for lane, offsets in pushed.items()}
+
+
+def test_a_drained_tenant_leaves_the_table() -> None:
+    """Issue 16.3: with many tenants the scheduler's tenant table only grew."""
+    tracker = OffsetTracker()
+    tracker.register(range(1000))
+    s = Scheduler(quantum=10)
+    for i in range(1000):
+        s.push(make_task(("in", 0), [i], tracker, tenant=f"t{i}"))
+    assert len(s.tenant_backlog()) == 1000
+    while s.pop(0.0) is not None:
+        pass
+    assert s.tenant_backlog() == {}
+    s.push(make_task(("in", 0), [0], tracker, tenant="t1"))
+    assert s.tenant_backlog() == {"t1": 1}
