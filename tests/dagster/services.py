@@ -38,8 +38,12 @@ WORKSPACE = REPO_ROOT / "workspace.yaml"
 # The stack's backlog and scaling: 20k records at 5k per worker asks for the maximum of
 # two workers (a 2-core machine runs two beside the supervisor and Dagster's processes).
 BACKLOG = 20_000
+BAD_FRACTION = 0.01
 PARTITIONS = 6
 FACE = {
+    # Explicit, so a developer's docker/streaming/.env (the container stack runs its
+    # supervisors as services: STREAMPLANE_SUPERVISORS=0) cannot leave the stack without.
+    "STREAMPLANE_SUPERVISORS": "1",
     "STREAMPLANE_LAG_SENSOR_INTERVAL_S": "5",
     "STREAMPLANE_LIVENESS_SENSOR_INTERVAL_S": "5",
     "STREAMPLANE_MAX_WORKERS": "2",
@@ -197,7 +201,10 @@ def stack_env(
 def start_dagster_stack(bootstrap: str, folder: Path) -> Iterator[DagsterStack]:
     """Produce a backlog on fresh topics, then start the webserver and the daemon."""
     kafka = Stack(bootstrap, fresh_topic_names("dg"))
-    produced, _ = produce_demo(Processes(folder / "procs"), kafka, BACKLOG, PARTITIONS)
+    # 1% malformed, as in the demo: the dead letters show on the dead_letters asset.
+    produced, _ = produce_demo(
+        Processes(folder / "procs"), kafka, BACKLOG, PARTITIONS, bad_fraction=BAD_FRACTION
+    )
     home = folder / "dagster-home"
     face = FaceSettings.model_validate(
         {k.removeprefix("STREAMPLANE_").lower(): v for k, v in FACE.items()}

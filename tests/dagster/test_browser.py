@@ -3,13 +3,16 @@
 No browser download: Playwright launches ``/usr/bin/chromium`` (``executable_path``).
 On the stack's webserver the test checks the lineage graph (three assets, two edges, in
 order), the runs page (sensor-launched supervisor and worker runs) and the lag plot of
-``raw_events`` (a chart with its points). Screenshots go to ``test-output/dagster-ui/``
-(or ``$STREAMPLANE_TEST_OUTPUT/dagster-ui/``).
+``raw_events`` (a chart with its points), and the headline pair: the worker runs the lag
+sensor scaled up to, and the dead-letter counts by tenant and kind on ``dead_letters``.
+Screenshots go to ``test-output/dagster-ui/`` (or ``$STREAMPLANE_TEST_OUTPUT/dagster-ui/``);
+with ``STREAMPLANE_UPDATE_DOCS_IMG=1`` the pair is also written to ``docs/img/``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +39,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 ASSETS = ("raw_events", "feature_events", "feature_snapshot")
+DOCS_IMG = REPO_ROOT / "docs" / "img"
 UI_TIMEOUT_MS = 60_000
 
 
@@ -107,10 +111,11 @@ def test_asset_graph_shows_the_lineage(page: object, screenshots: Path) -> None:
     # depending on the zoom the layout picks), the sidebar's list is outside it.
     graph = tab.locator("svg")  # type: ignore[attr-defined]
     nodes = [graph.get_by_text(name, exact=True) for name in ASSETS]
-    for node in nodes:
+    for node in [*nodes, graph.get_by_text("dead_letters", exact=True)]:
         node.wait_for(state="visible")
+    # raw_events -> feature_events -> feature_snapshot, and raw_events -> dead_letters.
     edges = tab.locator('svg path[marker-end^="url(#arrow"]')  # type: ignore[attr-defined]
-    wait_until(lambda: edges.count() == 2, 30, message=lambda: f"{edges.count()} edges drawn")
+    wait_until(lambda: edges.count() == 3, 30, message=lambda: f"{edges.count()} edges drawn")
     tab.screenshot(path=str(screenshots / "asset-graph.png"))  # type: ignore[attr-defined]
     # The layout runs upstream to downstream, left to right.
     xs = [node.bounding_box()["x"] for node in nodes]
@@ -170,3 +175,57 @@ def _line_pixels(chart: object) -> int:
         return n;
     }"""
     return int(chart.evaluate(script))  # type: ignore[attr-defined]
+
+
+def dead_letter_counts(stack: DagsterStack) -> dict[str, object]:
+    """The newest dead_letters observation's per-tenant and per-kind counts."""
+    with stack.instance() as instance:
+        records = instance.fetch_observations(AssetKey("dead_letters"), limit=1).records
+    if not records:
+        return {}
+    observation = records[0].asset_observation
+    assert observation is not None
+    return {
+        key: entry.value
+        for key, entry in observation.metadata.items()
+        if key.startswith(("dead_letters_tenant_", "dead_letters_kind_"))
+    }
+
+
+def _save(tab: object, screenshots: Path, name: str) -> None:
+    path = screenshots / name
+    tab.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    if os.environ.get("STREAMPLANE_UPDATE_DOCS_IMG") == "1":
+        shutil.copyfile(path, DOCS_IMG / name)
+
+
+def test_workers_scaled_up_by_lag_and_dead_letters_counted(
+    page: object, dagster_stack: DagsterStack, screenshots: Path
+) -> None:
+    """The headline pair: worker runs launched on the lag, and the dead letters counted."""
+    wait_until(
+        lambda: len(dagster_stack.sensor_runs("kafka_lag_sensor")) >= 2,
+        300,
+        interval=1,
+        message=lambda: f"the lag never asked for two workers\n{dagster_stack.report()}",
+    )
+    tab = page
+    tab.goto(f"{dagster_stack.url}/runs")  # type: ignore[attr-defined]
+    workers = tab.get_by_text("worker_job")  # type: ignore[attr-defined]
+    wait_until(lambda: workers.count() >= 2, 60, message="fewer than two worker runs listed")
+    _save(tab, screenshots, "dagster-workers-scaled.png")
+
+    wait_until(
+        lambda: any(k.startswith("dead_letters_kind_") for k in dead_letter_counts(dagster_stack)),
+        300,
+        interval=1,
+        message=lambda: f"no dead letters counted by kind\n{dagster_stack.report()}",
+    )
+    counts = dead_letter_counts(dagster_stack)
+    kinds = sum(int(v) for k, v in counts.items() if k.startswith("dead_letters_kind_"))  # type: ignore[call-overload]
+    tenants = sum(int(v) for k, v in counts.items() if k.startswith("dead_letters_tenant_"))  # type: ignore[call-overload]
+    assert kinds == tenants > 0, counts
+    tab.goto(f"{dagster_stack.url}/assets/dead_letters?view=events")  # type: ignore[attr-defined]
+    tab.get_by_text("dead_letters_total").first.wait_for(state="visible")  # type: ignore[attr-defined]
+    tab.get_by_text("dead_letters_kind_parse").first.wait_for(state="visible")  # type: ignore[attr-defined]
+    _save(tab, screenshots, "dagster-dead-letters.png")
