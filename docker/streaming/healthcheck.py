@@ -26,6 +26,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from typing import Any
 
 # Docker's own `healthcheck.timeout` bounds the whole check; these keep one probe
 # well under the 10 s used in compose.yaml, so a hung peer reads as unhealthy, not stuck.
@@ -117,7 +118,7 @@ def check_kafka() -> str:
     except ConfigError as exc:
         raise Unhealthy(str(exc)) from exc
     # The Kafka section of the settings (older layouts kept it on the root object).
-    kafka = getattr(settings, "kafka", settings)
+    kafka: Any = getattr(settings, "kafka", settings)
     brokers = kafka.kafka_brokers
     conf: dict[str, str | int | float | bool] = {**kafka.as_librdkafka_dict()}
     conf["log_level"] = 0  # librdkafka's own connect errors: the one line below says it
