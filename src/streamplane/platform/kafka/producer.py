@@ -28,7 +28,7 @@ from streamplane.platform.kafka.exceptions import (
     ProduceFailed,
     QueueFull,
 )
-from streamplane.platform.kafka.types import DeliveryCallback, Headers
+from streamplane.platform.kafka.types import DeliveryCallback, Headers, RecordWriter
 
 # How long `produce_waiting` sleeps while the local queue drains.
 _QUEUE_WAIT_S = 0.005
@@ -160,6 +160,33 @@ class DurableProducer:
                     self._producer.poll(_QUEUE_WAIT_S)
                 else:
                     time.sleep(_QUEUE_WAIT_S)
+
+    def writer(self, group: DeliveryGroup) -> RecordWriter:
+        """A ``write(topic, key, value, headers)`` that counts each record into ``group``.
+
+        The hot path of a worker: one Python frame and one C call per record. A full
+        local queue waits for another thread's ``poll`` to drain it (only that thread
+        serves reports, so ``group.report`` never runs concurrently with itself).
+
+        Raises (from ``write``):
+            ProduceFailed: librdkafka refused the record outright (too large, say).
+        """
+        produce = self._producer.produce
+        report = group.report
+
+        def write(topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
+            group.written += 1
+            while True:
+                try:
+                    produce(topic, value, key, headers=headers, on_delivery=report)
+                    return
+                except BufferError:
+                    time.sleep(_QUEUE_WAIT_S)
+                except KafkaException as exc:
+                    group.written -= 1
+                    raise translate(exc, f"produce to {topic!r}", ProduceFailed) from exc
+
+        return write
 
     def poll(self, timeout: float = 0) -> int:
         """Serve delivery reports for up to ``timeout`` seconds; returns how many."""

@@ -49,3 +49,10 @@ class Message(Protocol):
 
     def error(self) -> Any:
         """The error this message stands for, or None for a record."""
+
+
+class RecordWriter(Protocol):
+    """Writes one record; its delivery report goes to the writer's delivery group."""
+
+    def __call__(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
+        """Queue the record for the producer."""

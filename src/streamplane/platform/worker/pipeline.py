@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable
 
 from streamplane.platform import metrics as m
-from streamplane.platform.headers import HeaderList
 from streamplane.platform.kafka.producer import DeliveryGroup, DurableProducer
 from streamplane.platform.worker.processor import Processor, WorkItem
 
@@ -53,15 +52,7 @@ class Pipeline:
         producer = self._producer
         assert producer is not None
         delivery = DeliveryGroup(done)
-        callback = delivery.report
-        produce = producer.produce_waiting
-
-        def emit(topic: str, key: bytes | None, value: bytes, headers: HeaderList) -> None:
-            delivery.written += 1
-            # A full local queue waits for the poll thread to drain it: only that thread
-            # serves reports, so `report` never runs concurrently.
-            produce(topic, value, key, headers, callback)
-
+        emit = producer.writer(delivery)
         # Seal only on success: a failed task is answered with REJECT by the caller, and
         # its writes that still report in must never turn into an OK ack.
         self.processor.process(item, emit)
