@@ -148,6 +148,10 @@ class Fleet:
                 )
             time.sleep(0.05)
 
+    def pids(self) -> list[tuple[str, int]]:
+        """``(role, pid)`` of every process of the fleet."""
+        return [(child.role, child.process.pid) for child in self._children]
+
     def check_alive(self) -> None:
         """Raise BenchError, with its output's tail, if a process has exited."""
         for child in self._children:

@@ -38,6 +38,7 @@ from typing import Any, NoReturn
 from tqdm import tqdm
 
 from streamplane.config import Settings
+from streamplane.dev.bench.cpu import cpu_seconds, own_cpu_seconds, projected_rate, us_per_record
 from streamplane.dev.bench.exceptions import BenchError
 from streamplane.dev.bench.fleet import Fleet, MeshLayout, child_env
 from streamplane.dev.bench.limits import (
@@ -82,6 +83,8 @@ class RunResult:
 
     records: int
     seconds: float
+    # CPU microseconds per timed record, by role (supervisor, worker, broker, passthrough).
+    cpu_us: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def rate(self) -> float | None:
@@ -100,6 +103,8 @@ class Bench:
     rss: RssSampler
     prefix: str
     transport: str = "grpc"
+    # The embedded broker's JVM, whose CPU the runs count too (None: an external cluster).
+    broker_pid: int | None = None
     topics: list[str] = field(default_factory=list)
     unclean_exits: int = 0
     # Mean records per task in each pipeline run: small tasks mean per-task costs
@@ -160,6 +165,7 @@ class Bench:
             **_rate("pipeline2", pipeline2),
             "ratio_pipeline_to_passthrough": _ratio(pipeline.rate, passthrough.rate),
             "ratio_pipeline2_to_passthrough": _ratio(pipeline2.rate, passthrough.rate),
+            **cpu_figures(passthrough, pipeline, pipeline2),
             **mesh_figures,
             **latency.figures(),
             "supervisor_peak_rss_mb": self.rss.peak_mb("supervisor"),
@@ -207,12 +213,18 @@ class Bench:
         try:
             consumer.assign({(source, p): BEGINNING for p in ends})
             with progress_bar("passthrough", self.count) as bar:
-                started = time.monotonic()
+                started, cpu_before = time.monotonic(), self._cpu([])
                 copy_all(consumer, producer, route, ends, failures, bar)
-                seconds = time.monotonic() - started
+                seconds, cpu_after = time.monotonic() - started, self._cpu([])
         finally:
             consumer.close()
-        return RunResult(self.count, seconds)
+        return RunResult(self.count, seconds, us_per_record(cpu_before, cpu_after, self.count))
+
+    def _cpu(self, pids: list[tuple[str, int]]) -> dict[str, float]:
+        """CPU seconds so far of ``pids``, of the broker, and of this process (passthrough)."""
+        if self.broker_pid is not None:
+            pids = [*pids, ("broker", self.broker_pid)]
+        return {**cpu_seconds(pids), "passthrough": own_cpu_seconds()}
 
     # -- 3 and 4. pipeline ------------------------------------------------------------
     def pipeline(
@@ -229,9 +241,11 @@ class Bench:
                 fleet.start_mesh(mesh)
                 fleet.start(workers, mesh.supervisor_env(), mesh.worker_env())
             started, done_before = fleet.wait_ready(workers)
+            cpu_before = self._cpu(fleet.pids())
             label = f"{'mesh ' if mesh else ''}pipeline x{workers}"
             with progress_bar(label, self.count) as bar:
                 finished = self.wait_committed(route, ends, fleet, bar)
+            cpu_after = self._cpu(fleet.pids())
             self.note_task_size(route, fleet)
         # Records the first worker finished while a second was still starting are not
         # counted: the clock only starts once every process is ready.
@@ -242,7 +256,7 @@ class Bench:
                 "a larger --count gives a steadier figure",
                 extra={"workers": workers, "timed": timed, "count": self.count},
             )
-        return RunResult(timed, finished - started)
+        return RunResult(timed, finished - started, us_per_record(cpu_before, cpu_after, timed))
 
     def fleet(self, route: Route) -> Fleet:
         """A fleet for one run; its exit stops every process and counts unclean exits."""
@@ -394,3 +408,21 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or not denominator:
         return None
     return round(numerator / denominator, 4)
+
+
+def cpu_figures(
+    passthrough: RunResult, pipeline: RunResult, pipeline2: RunResult
+) -> dict[str, float | None]:
+    """CPU per record by role, and the rate those costs project to on 16 cores."""
+    supervisor = pipeline.cpu_us.get("supervisor")
+    worker = pipeline.cpu_us.get("worker")
+    return {
+        "supervisor_cpu_us_per_record": supervisor,
+        "worker_cpu_us_per_record": worker,
+        "pipeline2_supervisor_cpu_us_per_record": pipeline2.cpu_us.get("supervisor"),
+        "pipeline2_worker_cpu_us_per_record": pipeline2.cpu_us.get("worker"),
+        "passthrough_cpu_us_per_record": passthrough.cpu_us.get("passthrough"),
+        "broker_cpu_us_per_record": pipeline.cpu_us.get("broker"),
+        "passthrough_broker_cpu_us_per_record": passthrough.cpu_us.get("broker"),
+        "projected_records_per_s_at_16_cores": projected_rate(supervisor, worker),
+    }

@@ -95,6 +95,7 @@ def _bench(
         _check_reachable(settings)
         rss = stack.enter_context(RssSampler(RSS_SAMPLE_S))
         bench = Bench(settings, count, partitions, workdir, rss, _run_prefix(), transport)
+        bench.broker_pid = broker.pid if embedded else None
         if data_dir is not None or not embedded:
             # A temp-dir broker disappears with its topics; anything else keeps them.
             stack.callback(bench.delete_topics)
