@@ -26,7 +26,8 @@ import pytest
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from streamplane.config import FaceSettings
-from streamplane.dev.dagster_dev import initialize_instance, stop_process_group, write_instance
+from streamplane.dev.dagster_dev import stop_process_group
+from streamplane.dev.dagster_instance import initialize_instance, write_instance
 from streamplane.platform.kafka import admin
 from tests.support.deadline import wait_until
 from tests.support.procs import REPO_ROOT, Processes, Stack, base_env, free_port, produce_demo
