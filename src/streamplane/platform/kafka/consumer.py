@@ -75,6 +75,8 @@ class GroupConsumer:
 
         With ``enable.partition.eof`` set, ``on_eof(partition, offset)`` hears each
         partition reaching its end (transaction markers may sit past the last record).
+        It is called during this call, before the caller sees the returned records,
+        which may include that partition's last ones: act on it after handling them.
 
         Raises:
             KafkaUnavailable: the consumer hit a fatal error and must be recreated.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from streamplane.platform.kafka.consumer import GroupConsumer
@@ -75,12 +75,11 @@ def _consume_until(consumer: GroupConsumer, targets: dict[int, int], deadline: f
     pending = dict(targets)
     messages: list[Message] = []
 
-    def at_end(partition: int, offset: int) -> None:
-        if partition in pending and offset >= pending[partition]:
-            del pending[partition]
-
     while pending and time.monotonic() < deadline:
-        for message in consumer.consume(500, _CONSUME_WAIT_S, on_eof=at_end):
+        # An end-of-partition event fires inside consume, before this loop sees the
+        # records of the same batch: it is applied after them, or they would be skipped.
+        eofs: list[tuple[int, int]] = []
+        for message in consumer.consume(500, _CONSUME_WAIT_S, on_eof=_collect(eofs)):
             partition, offset = message.partition(), message.offset()
             if partition not in pending or offset is None:
                 continue
@@ -88,7 +87,14 @@ def _consume_until(consumer: GroupConsumer, targets: dict[int, int], deadline: f
                 messages.append(message)
             if offset + 1 >= pending[partition]:
                 del pending[partition]
+        for partition, offset in eofs:
+            if partition in pending and offset >= pending[partition]:
+                del pending[partition]
     return TopicRead(messages, complete=not pending)
+
+
+def _collect(ends: list[tuple[int, int]]) -> Callable[[int, int], None]:
+    return lambda partition, offset: ends.append((partition, offset))
 
 
 def read_range(
@@ -153,16 +159,13 @@ def _batches(
         consumer.pause([(topic, partition)])
         del pending[partition]
 
-    def at_end(partition: int, offset: int) -> None:
-        if partition in pending and offset >= pending[partition]:
-            reached(partition)
-
     while pending:
         if time.monotonic() >= deadline:
             raise KafkaUnavailable(
                 f"the read deadline passed with partitions {sorted(pending)} short of the range end"
             )
-        for message in consumer.consume(_RANGE_CONSUME_MAX, _CONSUME_WAIT_S, on_eof=at_end):
+        eofs: list[tuple[int, int]] = []  # applied after the batch's records, as above
+        for message in consumer.consume(_RANGE_CONSUME_MAX, _CONSUME_WAIT_S, _collect(eofs)):
             partition, offset = message.partition(), message.offset()
             if partition not in pending:
                 continue
@@ -172,6 +175,9 @@ def _batches(
                     yield batch
                     batch = []
             if offset + 1 >= pending[partition]:
+                reached(partition)
+        for partition, offset in eofs:
+            if partition in pending and offset >= pending[partition]:
                 reached(partition)
     if batch:
         yield batch
