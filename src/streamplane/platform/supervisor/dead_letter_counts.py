@@ -19,7 +19,19 @@ from streamplane.platform import metrics as m
 from streamplane.platform.supervisor.dead_letters import DeadLetterWriter
 from streamplane.platform.supervisor.tasks import Task
 
-__all__ = ["TenantCountingDeadLetters", "counter_values", "dead_letter_status"]
+__all__ = [
+    "TenantCountingDeadLetters",
+    "count_by_tenant",
+    "counter_values",
+    "dead_letter_status",
+]
+
+
+def count_by_tenant(task: Task, kind: str) -> None:
+    """Count the confirmed dead letters of `task` per tenant."""
+    tenants = task.records.tenants or [task.tenant] * task.size
+    for tenant, n in Tally(tenants).items():
+        m.DEAD_LETTERED_BY_TENANT.labels(m.tenant_label(tenant), kind).inc(n)
 
 
 class TenantCountingDeadLetters(DeadLetterWriter):
@@ -32,9 +44,7 @@ class TenantCountingDeadLetters(DeadLetterWriter):
 
         def counted(done: Task, ok: bool) -> None:
             if ok:
-                tenants = done.records.tenants or [done.tenant] * done.size
-                for tenant, n in Tally(tenants).items():
-                    m.DEAD_LETTERED_BY_TENANT.labels(m.tenant_label(tenant), kind).inc(n)
+                count_by_tenant(done, kind)
             settle(done, ok)
 
         super().write(task, kind, reason, counted)

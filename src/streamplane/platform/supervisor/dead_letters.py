@@ -33,6 +33,61 @@ TOO_LARGE_KIND = "too-large"
 _MAX_KEPT_KEY_BYTES = 1024
 
 
+Letter = tuple[bytes | None, bytes | None, h.HeaderList]
+"""One dead letter: value, key, headers."""
+
+
+def whole_letters(task: Task, kind: str, reason: str) -> list[Letter]:
+    """The dead letters of every record of `task`: its payload, key and headers kept."""
+    records = task.records
+    source = h.SourceHeaders(records.topic, records.partition, task.attempt)
+    letters: list[Letter] = []
+    for i, offset in enumerate(records.offsets):
+        tenant = records.tenants[i] if records.tenants else task.tenant
+        headers = h.dead_letter_headers(
+            list(records.headers_of(i)), source(offset, tenant), kind, reason
+        )
+        letters.append((records.values[i], records.keys[i], headers))
+    return letters
+
+
+def truncated_letters(task: Task, kind: str, reason: str, indices: list[int]) -> list[Letter]:
+    """Letters without payload for the records at `indices` (their copies were too large)."""
+    records = task.records
+    source = h.SourceHeaders(records.topic, records.partition, task.attempt)
+    letters: list[Letter] = []
+    for i in indices:
+        offset = records.offsets[i]
+        tenant = records.tenants[i] if records.tenants else task.tenant
+        value, key = records.values[i] or b"", records.keys[i]
+        own = records.headers_of(i)
+        sizes = {
+            "value_bytes": len(value),
+            "key_bytes": len(key or b""),
+            "headers_bytes": sum(len(n) + len(v or b"") for n, v in own),
+        }
+        body = orjson.dumps(
+            {
+                "topic": records.topic,
+                "partition": records.partition,
+                "offset": offset,
+                "tenant": tenant,
+                "attempt": task.attempt,
+                "kind": kind,
+                "reason": reason[: h.MAX_ERROR_BYTES],
+                **sizes,
+            }
+        )
+        why = f"dead letter over the broker's size limit ({sizes['value_bytes']} bytes): "
+        headers = [
+            *source(offset, tenant),
+            *h.error_headers(TOO_LARGE_KIND, f"{why}{kind}: {reason}"),
+        ]
+        kept_key = key if key is not None and len(key) <= _MAX_KEPT_KEY_BYTES else None
+        letters.append((body, kept_key, headers))
+    return letters
+
+
 class DeadLetterWriter:
     """Produces dead letters and reports each task's outcome to the caller's ``settle``."""
 
@@ -50,25 +105,17 @@ class DeadLetterWriter:
         self, task: Task, kind: str, reason: str, settle: Callable[[Task, bool], None]
     ) -> None:
         """Produce every record of `task` to the dead-letter topic; ``settle`` follows once."""
-        records = task.records
         failed: list[int] = []
         too_large: list[int] = []
         delivery = DeliveryGroup(
             lambda error: self._written(task, kind, reason, error, failed, too_large, settle)
         )
-        source = h.SourceHeaders(records.topic, records.partition, task.attempt)
-        for i, offset in enumerate(records.offsets):
-            tenant = records.tenants[i] if records.tenants else task.tenant
-            headers = h.dead_letter_headers(
-                list(records.headers_of(i)), source(offset, tenant), kind, reason
-            )
-            self._produce(
-                delivery, (failed, too_large), i, records.values[i], records.keys[i], headers
-            )
+        for i, (value, key, headers) in enumerate(whole_letters(task, kind, reason)):
+            self._produce(delivery, (failed, too_large), i, value, key, headers)
         delivery.seal()
         logger.warning(
             "records dead-lettered",
-            extra={"task": task.task_id, "records": len(records), "kind": kind, "reason": reason},
+            extra={"task": task.task_id, "records": task.size, "kind": kind, "reason": reason},
         )
 
     def _produce(
@@ -132,40 +179,13 @@ class DeadLetterWriter:
         indices: list[int],
         settle: Callable[[Task, bool], None],
     ) -> None:
-        records = task.records
         delivery = DeliveryGroup(
             lambda error: self._truncated_written(task, kind, len(indices), error, settle)
         )
-        source = h.SourceHeaders(records.topic, records.partition, task.attempt)
-        for i in indices:
-            offset = records.offsets[i]
-            tenant = records.tenants[i] if records.tenants else task.tenant
-            value, key = records.values[i] or b"", records.keys[i]
-            own = records.headers_of(i)
-            sizes = {
-                "value_bytes": len(value),
-                "key_bytes": len(key or b""),
-                "headers_bytes": sum(len(n) + len(v or b"") for n, v in own),
-            }
-            body = orjson.dumps(
-                {
-                    "topic": records.topic,
-                    "partition": records.partition,
-                    "offset": offset,
-                    "tenant": tenant,
-                    "attempt": task.attempt,
-                    "kind": kind,
-                    "reason": reason[: h.MAX_ERROR_BYTES],
-                    **sizes,
-                }
-            )
-            why = f"dead letter over the broker's size limit ({sizes['value_bytes']} bytes): "
-            headers = [
-                *source(offset, tenant),
-                *h.error_headers(TOO_LARGE_KIND, f"{why}{kind}: {reason}"),
-            ]
-            kept_key = key if key is not None and len(key) <= _MAX_KEPT_KEY_BYTES else None
-            self._produce(delivery, ([], []), i, body, kept_key, headers)
+        for i, (value, key, headers) in zip(
+            indices, truncated_letters(task, kind, reason, indices), strict=True
+        ):
+            self._produce(delivery, ([], []), i, value, key, headers)
         delivery.seal()
 
     def _truncated_written(
