@@ -18,6 +18,7 @@ from streamplane.config.base import (
 )
 from streamplane.config.plane import (
     Engine,
+    Guarantee,
     KafkaSettings,
     LogLevel,
     MeshNodeSettings,
@@ -54,6 +55,7 @@ __all__ = [
     "DevSettings",
     "Engine",
     "FaceSettings",
+    "Guarantee",
     "KafkaSettings",
     "LogLevel",
     "MeshNodeSettings",

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from streamplane.config.base import Section, parse_listen, parse_tenant_domain_map
 
 Ordering = Literal["unordered", "key", "partition"]
+Guarantee = Literal["at_least_once", "exactly_once"]
 Engine = Literal["polars", "cudf"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
@@ -102,6 +103,17 @@ class SupervisorSettings(Section):
     )
     max_attempts: int = Field(5, ge=1, le=100, description="Attempts before a record goes to DLQ")
     ordering: Ordering = Field("unordered", description="unordered, key or partition")
+    # docs/exactly-once.md: outputs, dead letters and input offsets commit in one Kafka
+    # transaction per group of tasks; exactly_once implies ORDERING=partition.
+    processing_guarantee: Guarantee = Field(
+        "at_least_once", description="at_least_once or exactly_once (read_committed readers)"
+    )
+    transaction_timeout_ms: int = Field(
+        30_000,
+        ge=1_000,
+        le=900_000,
+        description="exactly_once: how long a dead worker's open transaction holds readers",
+    )
     # Tasks: 500 records of ~200 B keep the ~150 us per-message gRPC cost under 1 us per
     # record while a task still fits comfortably in one 4 MiB gRPC message.
     batch_max_records: int = Field(500, ge=1, le=100_000, description="Records per task")
@@ -142,6 +154,26 @@ class SupervisorSettings(Section):
         if low is not None and low >= self.max_pending_records:
             raise ValueError("RESUME_PENDING_RECORDS must be below MAX_PENDING_RECORDS")
         return self
+
+    @model_validator(mode="after")
+    def _lanes_for_exactly_once(self) -> SupervisorSettings:
+        # A transaction commits one offset per partition, so a partition's tasks must
+        # finish in order: one at a time, which is what partition lanes do.
+        # ORDERING=unordered (the default, and env.template's value) is taken as
+        # partition; key lanes would split a partition, so they are refused.
+        if self.exactly_once and self.ordering != "partition":
+            if self.ordering == "key":
+                raise ValueError(
+                    "ORDERING=key cannot be kept with PROCESSING_GUARANTEE=exactly_once "
+                    "(it implies partition order); set ORDERING=partition or leave it unset"
+                )
+            object.__setattr__(self, "ordering", "partition")  # the section is frozen
+        return self
+
+    @property
+    def exactly_once(self) -> bool:
+        """Whether outputs and offsets commit in transactions."""
+        return self.processing_guarantee == "exactly_once"
 
     @property
     def resume_mark(self) -> int:

@@ -59,6 +59,13 @@ COMMITS = Counter("supervisor_commits_total", "Offset commits", ["result"])
 COMMITTED_OFFSET = Gauge(
     "supervisor_committed_offset", "Last committed offset", ["topic", "partition"]
 )
+# PROCESSING_GUARANTEE=exactly_once (docs/exactly-once.md). Outcomes: committed, aborted
+# (nothing visible; the tasks are retried), fenced (a worker's id taken away).
+TRANSACTIONS = Counter(
+    "supervisor_transactions_total",
+    "The supervisor's own transactions (dead letters) and the fencing of lost workers",
+    ["outcome"],
+)
 PROTOCOL_ERRORS = Counter(
     "supervisor_protocol_errors_total", "Worker sessions closed for breaking the protocol"
 )
@@ -70,6 +77,14 @@ TASK_SECONDS = Histogram(
 
 WORKER_TASKS = Counter("worker_tasks_total", "Tasks processed by this worker", ["status"])
 WORKER_RECORDS_OUT = Counter("worker_records_written_total", "Records written", ["topic_kind"])
+WORKER_TRANSACTIONS = Counter(
+    "worker_transactions_total", "Transactions of tasks (exactly_once)", ["outcome"]
+)
+WORKER_TRANSACTION_TASKS = Histogram(
+    "worker_transaction_tasks",
+    "Tasks committed per transaction (exactly_once)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 WORKER_TASK_SECONDS = Histogram(
     "worker_task_seconds",
     "Task processing time, receive to ack",

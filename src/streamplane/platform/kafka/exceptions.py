@@ -82,3 +82,19 @@ class CommitFailed(KafkaPlatformError, TransientError):
 
     The next commit carries the same offsets again.
     """
+
+
+class TransactionFenced(KafkaPlatformError, PermanentError):
+    """A newer producer took this transactional id (or the broker fenced its epoch).
+
+    The producer is dead for good: nothing it wrote in its open transaction becomes
+    visible, and a new one (with a new transactional id) must take over.
+    """
+
+
+class TransactionAborted(KafkaPlatformError, TransientError):
+    """The transaction could not commit and was aborted: nothing it wrote is visible.
+
+    Examples: a write failed, or the consumer group moved to a newer generation than the
+    group metadata the offsets were sent with. The same work may be tried again.
+    """

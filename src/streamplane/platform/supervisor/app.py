@@ -35,6 +35,7 @@ from streamplane.platform.supervisor.scheduler import Scheduler
 from streamplane.platform.supervisor.service import RunnerService, create_server, set_serving
 from streamplane.platform.supervisor.source import Source
 from streamplane.platform.supervisor.task_queue import TaskQueue
+from streamplane.platform.supervisor.transactions import SupervisorTransactions
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class Supervisor:
         await self._drain()
         await asyncio.get_running_loop().run_in_executor(None, self._stop_extensions)
         await self.source.close()
+        if self.transactions is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.transactions.close)
         self._serving = False
         await set_serving(health, False)
         await server.stop(grace=2)
@@ -107,12 +110,24 @@ class Supervisor:
             scheduler = Scheduler(quantum=s.supervisor.batch_max_records)
         else:
             scheduler = domains = DomainScheduler(s.supervisor.batch_max_records, mesh.tenants)
-        self.dlq = TenantCountingDeadLetters(
-            DurableProducer(producer_config(s, f"{self._prefix}-dlq")),
-            s.kafka.dlq_topic,
-            on_count=lambda kind, n: m.DEAD_LETTERED.labels(kind).inc(n),
-        )
         sup = s.supervisor
+        self.transactions: SupervisorTransactions | None = None
+        self.dlq: TenantCountingDeadLetters | SupervisorTransactions
+        if sup.exactly_once:
+            self.dlq = self.transactions = SupervisorTransactions(
+                producer_conf=producer_config(s, f"{self._prefix}-txn"),
+                consumer_conf=consumer_config(s),
+                dlq_topic=s.kafka.dlq_topic,
+                id_prefix=f"{s.kafka.consumer_group}-{self._prefix}",
+                timeout_ms=sup.transaction_timeout_ms,
+                group_metadata=lambda: self.source.group_metadata,
+            )
+        else:
+            self.dlq = TenantCountingDeadLetters(
+                DurableProducer(producer_config(s, f"{self._prefix}-dlq")),
+                s.kafka.dlq_topic,
+                on_count=lambda kind, n: m.DEAD_LETTERED.labels(kind).inc(n),
+            )
         self.dispatcher = Dispatcher(
             scheduler=scheduler,
             dead_letters=self.dlq,
@@ -122,6 +137,7 @@ class Supervisor:
             clock=time.monotonic,
             id_prefix=self._prefix,
             on_acked=m.TASK_SECONDS.observe,
+            transactions=self.transactions,
         )
         self.source = self._build_source()
         self.mesh: MeshTransport | None = None
@@ -152,6 +168,7 @@ class Supervisor:
             linger_s=sup.batch_linger_ms / 1000,
             commit_interval_s=sup.commit_interval_ms / 1000,
             on_tick=self._housekeeping,
+            commits=not sup.exactly_once,
         )
 
     # -- serve ---------------------------------------------------------------------------
@@ -277,6 +294,7 @@ class Supervisor:
             "queued_records": d.scheduler.queued_records,
             "inflight_tasks": d.inflight_tasks(),
             "committable": {f"{t}/{p}": o for (t, p), o in d.committable().items()},
+            "processing_guarantee": self.settings.supervisor.processing_guarantee,
             "events": {
                 "dispatched": d.events.dispatched,
                 "acked": d.events.acked,
@@ -302,6 +320,8 @@ class Supervisor:
             "output_topic": s.kafka.output_topic,
             "dlq_topic": s.kafka.dlq_topic,
             "ordering": s.supervisor.ordering,
+            "processing_guarantee": s.supervisor.processing_guarantee,
+            "transaction_timeout_ms": str(s.supervisor.transaction_timeout_ms),
         }
 
     def _http_server(self) -> _QuietServer:

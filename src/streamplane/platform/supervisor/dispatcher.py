@@ -51,6 +51,21 @@ class Transport(Protocol):
         """
 
 
+class Transactions(Protocol):
+    """The exactly_once seam (see `supervisor.transactions`)."""
+
+    def group_metadata(self) -> bytes:
+        """The consumer group metadata to stamp on a task at dispatch."""
+
+    def fence(
+        self,
+        transactional_id: str,
+        tasks: list[Task],
+        settle: Callable[[list[Task], dict[TopicPartition, int]], None],
+    ) -> None:
+        """Fence a given-up session's id; then ``settle(tasks, committed offsets)``."""
+
+
 class DeadLetters(Protocol):
     """Writes exhausted records to the dead-letter topic."""
 
@@ -79,6 +94,9 @@ class WorkerState:
     domains: frozenset[str] | None = None
     # Attempts the transport gave up on (credit restored) that the worker may still ack.
     abandoned: dict[str, None] = field(default_factory=dict)
+    # exactly_once: the session's producer id (fenced when the session is given up).
+    transactional_id: str = ""
+    evicted: bool = False
     acks: int = 0
     failures: int = 0
     records_done: int = 0
@@ -115,6 +133,7 @@ class Dispatcher:
         clock: Callable[[], float],
         id_prefix: str = "t",
         on_acked: Callable[[float], None] | None = None,
+        transactions: Transactions | None = None,
     ) -> None:
         self.scheduler = scheduler
         self._domain_queue = scheduler if isinstance(scheduler, DomainTaskQueue) else None
@@ -131,6 +150,10 @@ class Dispatcher:
         self.ledger = Ledger()
         self.events = Events()
         self.draining = False
+        # exactly_once: tasks carry group metadata, and a session given up is fenced
+        # before its tasks are settled; `on_evict` closes a session's stream.
+        self.transactions = transactions
+        self.on_evict: Callable[[str], None] = lambda _session: None
 
     # -- partitions -----------------------------------------------------------------
     def assign(self, tp: TopicPartition, start: int | None) -> OffsetTracker:
@@ -202,6 +225,8 @@ class Dispatcher:
         worker.inflight[task.stamp_attempt()] = task
         task.session = worker.session
         task.lease_deadline = now + self._lease_timeout_s
+        if self.transactions is not None:
+            task.group_metadata = self.transactions.group_metadata()
         self.events.dispatched += 1
         if task.attempt > 1:
             self.events.redelivered += 1
@@ -220,9 +245,17 @@ class Dispatcher:
         max_inflight: int,
         transport: Transport,
         domains: frozenset[str] | None = None,
+        transactional_id: str = "",
     ) -> WorkerState:
         """Register a worker session after its Hello (`domains`: see WorkerState)."""
-        worker = WorkerState(session, worker_id, max_inflight, transport, domains=domains)
+        worker = WorkerState(
+            session,
+            worker_id,
+            max_inflight,
+            transport,
+            domains=domains,
+            transactional_id=transactional_id,
+        )
         self.workers[session] = worker
         self._rr.append(session)
         return worker
@@ -230,6 +263,8 @@ class Dispatcher:
     def credit(self, session: str, available: int) -> None:
         """The worker can take `available` more tasks now (0 withdraws its credit)."""
         worker = self.workers[session]
+        if worker.evicted:
+            return
         worker.accepting = available > 0
         worker.available = max(0, min(available, worker.max_inflight - len(worker.inflight)))
 
@@ -270,9 +305,35 @@ class Dispatcher:
             return
         self._rr.remove(session)
         now = self._clock()
-        for wire_id, task in worker.inflight.items():
-            if task.session == session and task.wire_id == wire_id:
+        live = [
+            task
+            for wire_id, task in worker.inflight.items()
+            if task.session == session and task.wire_id == wire_id
+        ]
+        if self.transactions is not None:
+            # The worker may still be alive and commit: fence it first, and learn which
+            # of its tasks committed before the fence. Their lanes stay held meanwhile.
+            self.transactions.fence(
+                worker.transactional_id,
+                live,
+                lambda tasks, committed: self._fenced(worker, tasks, committed),
+            )
+            return
+        for task in live:
+            self._fail(task, Failure.LOST, f"worker {worker.worker_id} lost", now)
+
+    def _fenced(
+        self, worker: WorkerState, tasks: list[Task], committed: dict[TopicPartition, int]
+    ) -> None:
+        now = self._clock()
+        for task in tasks:
+            if committed.get(task.tp, -1) >= task.commit_offset:
+                # Its transaction committed before the fence: done, not to be redone.
+                worker.records_done += task.size
+                self._complete(task, now)
+            else:
                 self._fail(task, Failure.LOST, f"worker {worker.worker_id} lost", now)
+        self.dispatch()
 
     def holds(self, session: str, wire_id: str) -> bool:
         """Whether `wire_id` is the live attempt of a task the session's worker holds."""
@@ -315,6 +376,7 @@ class Dispatcher:
         """Requeue tasks whose lease ran out; the slow worker keeps the slot until it acks."""
         now = self._clock()
         expired = 0
+        evict: list[str] = []
         for worker in self.workers.values():
             for wire_id, task in worker.inflight.items():
                 if (
@@ -322,10 +384,29 @@ class Dispatcher:
                     and task.wire_id == wire_id
                     and task.lease_deadline <= now
                 ):
+                    expired += 1
+                    if self.transactions is not None:
+                        # A redelivery while it may still commit would write twice:
+                        # give the whole session up; `disconnect` fences it.
+                        if not worker.evicted:
+                            evict.append(worker.session)
+                        break
                     task.session = None
                     self._fail(task, Failure.LEASE, "task lease expired", now)
-                    expired += 1
+        for session in evict:
+            self._evict(session)
         return expired
+
+    def _evict(self, session: str) -> None:
+        worker = self.workers[session]
+        worker.evicted = True
+        worker.available = 0
+        worker.accepting = False
+        self.events.failures[Failure.LEASE.value] = (
+            self.events.failures.get(Failure.LEASE.value, 0) + 1
+        )
+        logger.warning("task lease expired: session given up", extra={"worker": worker.worker_id})
+        self.on_evict(session)
 
     # -- outcomes -------------------------------------------------------------------
     def _complete(self, task: Task, now: float) -> None:

@@ -70,6 +70,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         mesh: MeshTransport | None = None,
     ) -> None:
         self._dispatcher = dispatcher
+        dispatcher.on_evict = self.evict
         self._config = dict(welcome_config)
         self.transport = transport or StreamTransport()
         # With mesh publishing configured, a worker whose Hello says TRANSPORT_MESH takes
@@ -121,6 +122,8 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         except (StopAsyncIteration, TimeoutError):
             return None
         hello_error = check_hello(first)
+        if not hello_error and self._dispatcher.transactions and not first.hello.transactional_id:
+            hello_error = "Hello without transactional_id: exactly_once needs a newer worker"
         if hello_error:
             self._violation(session, hello_error)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, hello_error)
@@ -164,7 +167,12 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         outbox: asyncio.Queue[_Outgoing] = asyncio.Queue()
         self.transport.outboxes[session] = outbox
         self._dispatcher.connect(
-            session, hello.worker_id, hello.max_inflight, transport, domains=domains
+            session,
+            hello.worker_id,
+            hello.max_inflight,
+            transport,
+            domains=domains,
+            transactional_id=hello.transactional_id,
         )
         m.WORKERS.set(len(self._dispatcher.workers))
         logger.info(
@@ -240,6 +248,14 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         m.PROTOCOL_ERRORS.inc()
         logger.warning("worker protocol violation", extra={"session": session, "reason": reason})
 
+    def evict(self, session: str) -> None:
+        """End a session the dispatcher gave up (its stream closes; it is then fenced)."""
+        outbox = self.transport.outboxes.get(session)
+        if outbox is not None:
+            outbox.put_nowait(
+                _Close(grpc.StatusCode.ABORTED, "task lease expired: session given up")
+            )
+
     def drain_all(self, reason: str) -> None:
         """Tell every connected worker to finish in-flight work and take no more."""
         self.draining = True
@@ -264,7 +280,7 @@ def check_hello(message: runner_pb2.WorkerMessage) -> str | None:
     hello = message.hello
     if not hello.worker_id:
         return "Hello without worker_id"
-    for name in ("worker_id", "node_id", "engine", "version"):
+    for name in ("worker_id", "node_id", "engine", "version", "transactional_id"):
         problem = _id_problem(getattr(hello, name))
         if problem is not None:
             return f"Hello {name} {problem}"

@@ -47,6 +47,7 @@ class Source:
         commit_interval_s: float,
         on_tick: Callable[[], None],
         clock: Callable[[], float] = time.monotonic,
+        commits: bool = True,
     ) -> None:
         self._factory = consumer_factory
         self._topic = topic
@@ -64,6 +65,10 @@ class Source:
         self._last_commit: dict[TopicPartition, int] = {}
         self.paused = False
         self.assigned: set[TopicPartition] = set()
+        # False under exactly_once: workers commit offsets in their transactions.
+        self._commits = commits
+        # The group metadata of the current generation (read at each assignment).
+        self.group_metadata = b""
 
     # -- lifecycle --------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -175,7 +180,7 @@ class Source:
     def commit(self, asynchronous: bool) -> None:
         """Commit what moved since the last commit."""
         consumer = self._consumer
-        if consumer is None:
+        if consumer is None or not self._commits:
             return
         changed = {
             tp: offset
@@ -215,6 +220,10 @@ class Source:
         return future.result()
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
+        if self._consumer is not None:
+            # The generation changed: tasks dispatched from now on carry the new one.
+            self.group_metadata = self._consumer.group_metadata()
+
         def assign() -> None:
             for tp in partitions:
                 self._dispatcher.assign(tp, None)
@@ -229,7 +238,7 @@ class Source:
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         offsets = self._on_loop(lambda: self._revoke(partitions))
-        if self._consumer is not None:
+        if self._consumer is not None and self._commits:
             self._commit(self._consumer, offsets, asynchronous=False)
         logger.info("partitions revoked", extra={"partitions": [p for _, p in partitions]})
 

@@ -46,11 +46,18 @@ class Task:
     session: str | None = None
     revoked: bool = False
     wire_id: str = ""
+    # exactly_once: the supervisor's group metadata, stamped at each dispatch.
+    group_metadata: bytes = b""
 
     @property
     def offsets(self) -> list[int]:
         """Offsets of the task's records, ascending."""
         return self.records.offsets
+
+    @property
+    def commit_offset(self) -> int:
+        """The input offset to commit once the task is done: one past its last record."""
+        return self.records.offsets[-1] + 1
 
     @property
     def size(self) -> int:
@@ -78,6 +85,9 @@ class Task:
         wire.task_id = self.wire_id or self.stamp_attempt()
         wire.tenant = self.tenant
         wire.attempt = self.attempt
+        if self.group_metadata:
+            wire.group_metadata = self.group_metadata
+            wire.commit_offset = self.commit_offset
         pack(self.records, wire.records)
         return message
 

@@ -20,7 +20,9 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
+import uuid
 
 import grpc
 
@@ -31,6 +33,8 @@ from streamplane.mesh.v1 import mesh_pb2
 from streamplane.platform import metrics as m
 from streamplane.platform import rpc
 from streamplane.platform.kafka.config import producer_config
+from streamplane.platform.kafka.exceptions import KafkaPlatformError
+from streamplane.platform.kafka.transactions import TransactionalProducer, transactional_config
 from streamplane.platform.mesh.client import Subscriber
 from streamplane.platform.mesh.exceptions import SubscriptionRefused
 from streamplane.platform.mesh.inbox import TaskInbox
@@ -42,11 +46,15 @@ from streamplane.platform.worker.processor import (
     WorkItem,
     load_processor,
 )
+from streamplane.platform.worker.transactions import TransactionalPipeline, TransactionalTask
 from streamplane.runner.v1 import runner_pb2, runner_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
 FIRST_BACKOFF_S = 0.1
+# The worker-id part of a transactional id: the whole id stays within the supervisor's
+# 256-character bound on ids.
+_MAX_TXN_ID_PREFIX = 200
 
 _Outgoing = runner_pb2.WorkerMessage | None
 
@@ -69,6 +77,12 @@ class Worker:
         self._mesh: Subscriber | None = None
         self._inbox = TaskInbox(self._take_mesh_task)
         self._rotation: asyncio.Task[None] | None = None
+        # exactly_once: this session's transactional pipeline, and how many tasks wait
+        # for the processing thread (a transaction commits when none does).
+        self._transactional_id = ""
+        self._txn: TransactionalPipeline | None = None
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------------
     async def run(self) -> int:
@@ -142,7 +156,7 @@ class Worker:
                         self._start_task(session, message.task)
                     elif kind == "welcome":
                         welcomed = True
-                        self._welcome(message.welcome, outbox)
+                        await self._welcome(session, message.welcome, outbox)
                     elif kind == "drain":
                         logger.info(
                             "supervisor asked to drain", extra={"reason": message.drain.reason}
@@ -157,6 +171,7 @@ class Worker:
                 stopper.cancel()
                 self._inbox.close_session()
                 self._inflight.clear()  # the supervisor requeues what this session held
+                self._end_transactions()
         return welcomed
 
     def _hello(self) -> runner_pb2.WorkerMessage:
@@ -174,9 +189,16 @@ class Worker:
             hello.transport = runner_pb2.TRANSPORT_GRPC
         hello.engine = s.worker.worker_engine
         hello.version = __version__
+        # A new id per session: the supervisor fences the old one when it gives a
+        # session up, and a fenced id can never write again.
+        prefix = self.worker_id[:_MAX_TXN_ID_PREFIX]
+        self._transactional_id = f"sp-{prefix}-{uuid.uuid4().hex[:12]}"
+        hello.transactional_id = self._transactional_id
         return msg
 
-    def _welcome(self, welcome: runner_pb2.Welcome, outbox: asyncio.Queue[_Outgoing]) -> None:
+    async def _welcome(
+        self, session: int, welcome: runner_pb2.Welcome, outbox: asyncio.Queue[_Outgoing]
+    ) -> None:
         s = self.settings
         config = dict(welcome.config)
         context = ProcessorContext(
@@ -186,12 +208,65 @@ class Worker:
         )
         assert self._pipeline is not None
         self._pipeline.processor.open(context)
+        if config.get("processing_guarantee") == "exactly_once":
+            timeout_ms = int(config.get("transaction_timeout_ms", "30000"))
+            if not await self._open_transactions(session, timeout_ms, outbox):
+                return
         self._inbox.open_session(welcome.session_id)
         logger.info(
-            "welcomed", extra={"session": welcome.session_id, "output": context.output_topic}
+            "welcomed",
+            extra={
+                "session": welcome.session_id,
+                "output": context.output_topic,
+                "guarantee": config.get("processing_guarantee", "at_least_once"),
+            },
         )
         if not self._stop.is_set():
             outbox.put_nowait(_credit(s.worker.max_inflight))
+
+    async def _open_transactions(
+        self, session: int, timeout_ms: int, outbox: asyncio.Queue[_Outgoing]
+    ) -> bool:
+        """Create this session's transactional producer before taking any task.
+
+        The id is registered (init_transactions) before credit is given, so a fence the
+        supervisor sends later always finds it. On failure the session ends (and the
+        worker reconnects with a new id).
+        """
+        loop = asyncio.get_running_loop()
+        conf = transactional_config(
+            producer_config(self.settings, self.worker_id), self._transactional_id, timeout_ms
+        )
+        assert self._pipeline is not None
+        processor = self._pipeline.processor
+        try:
+            producer = await loop.run_in_executor(self._executor, TransactionalProducer, conf)
+        except KafkaPlatformError as exc:
+            logger.warning("transactional producer not ready", extra={"error": str(exc)})
+            outbox.put_nowait(None)
+            return False
+
+        def fenced() -> None:
+            loop.call_soon_threadsafe(self._session_fenced, session)
+
+        self._txn = TransactionalPipeline(processor, producer, self._more_waiting, fenced)
+        return True
+
+    def _more_waiting(self) -> bool:
+        with self._waiting_lock:
+            return self._waiting > 0
+
+    def _session_fenced(self, session: int) -> None:
+        if session == self._session and self._outbox is not None:
+            logger.warning("transactional id fenced: starting a new session")
+            self._outbox.put_nowait(None)
+
+    def _end_transactions(self) -> None:
+        txn, self._txn = self._txn, None
+        if txn is not None:
+            txn.close_session()
+            # After the tasks already queued: they see the session closed and do nothing.
+            self._executor.submit(txn.close)
 
     async def _close_when_stopped(self, outbox: asyncio.Queue[_Outgoing]) -> None:
         """On stop: withdraw credit, let in-flight tasks finish, then end the stream."""
@@ -262,20 +337,38 @@ class Worker:
         loop = asyncio.get_running_loop()
         assert self._pipeline is not None
         pipeline = self._pipeline
+        txn = self._txn if task.group_metadata else None
         acked = [False]
 
         def done(error: str | None) -> None:
             loop.call_soon_threadsafe(self._finish, session, task.task_id, error, False, acked)
 
         def work() -> None:
+            with self._waiting_lock:
+                self._waiting -= 1
             try:
-                pipeline.run(WorkItem.from_task(task), done)
+                item = WorkItem.from_task(task)
+                if txn is not None:
+                    tp = (task.records.topic, task.records.partition)
+                    txn.run(
+                        TransactionalTask(item, tp, task.commit_offset, task.group_metadata),
+                        done,
+                    )
+                else:
+                    pipeline.run(item, done)
             except Exception as exc:
                 logger.warning("task rejected", extra={"task": task.task_id, "error": repr(exc)})
                 loop.call_soon_threadsafe(
                     self._finish, session, task.task_id, repr(exc), True, acked
                 )
 
+        if task.group_metadata and txn is None:
+            # A transactional task on a session without a producer: never write it
+            # outside a transaction.
+            self._finish(session, task.task_id, "no transactional producer", False, acked)
+            return
+        with self._waiting_lock:
+            self._waiting += 1
         loop.run_in_executor(self._executor, work)
 
     def _finish(
