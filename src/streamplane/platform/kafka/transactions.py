@@ -165,8 +165,8 @@ class TransactionalProducer:
         return translate(exc, what, permanent)
 
 
-def fence(conf: Mapping[str, object], transactional_id: str, timeout_s: float = 30.0) -> None:
-    """Take ``transactional_id`` away from whoever holds it; its open transaction aborts.
+def fence(conf: Mapping[str, object], timeout_s: float = 30.0) -> None:
+    """Take ``conf``'s ``transactional.id`` from whoever holds it; its open transaction aborts.
 
     Returns once the broker has completed (committed or aborted) the previous holder's
     transaction, so offsets read afterwards are final.
@@ -174,7 +174,4 @@ def fence(conf: Mapping[str, object], transactional_id: str, timeout_s: float = 
     Raises:
         KafkaUnavailable: the transaction coordinator did not answer in time.
     """
-    producer = TransactionalProducer(
-        {**conf, "transactional.id": transactional_id}, timeout_s=timeout_s
-    )
-    producer.close()
+    TransactionalProducer(conf, timeout_s=timeout_s).close()

@@ -362,8 +362,7 @@ class Dispatcher:
         if task.session != session or task.wire_id != wire_id:
             return  # a stale attempt (its lease expired): only its slot was held
         now = self._clock()
-        reason = Failure.UNSENT.value
-        self.events.failures[reason] = self.events.failures.get(reason, 0) + 1
+        self._count_failure(Failure.UNSENT.value)
         task.session = None
         if not self.ledger.is_current(task):
             self.scheduler.release(task, requeue=False, now=now)
@@ -402,9 +401,7 @@ class Dispatcher:
         worker.evicted = True
         worker.available = 0
         worker.accepting = False
-        self.events.failures[Failure.LEASE.value] = (
-            self.events.failures.get(Failure.LEASE.value, 0) + 1
-        )
+        self._count_failure(Failure.LEASE.value)
         logger.warning("task lease expired: session given up", extra={"worker": worker.worker_id})
         self.on_evict(session)
 
@@ -415,8 +412,11 @@ class Dispatcher:
         if self.ledger.complete(task):
             self.events.records_done += task.size
 
+    def _count_failure(self, reason: str) -> None:
+        self.events.failures[reason] = self.events.failures.get(reason, 0) + 1
+
     def _fail(self, task: Task, why: Failure, error: str, now: float) -> None:
-        self.events.failures[why.value] = self.events.failures.get(why.value, 0) + 1
+        self._count_failure(why.value)
         if not self.ledger.is_current(task):
             self.scheduler.release(task, requeue=False, now=now)
             return

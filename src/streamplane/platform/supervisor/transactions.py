@@ -103,7 +103,7 @@ class SupervisorTransactions:
                     conf = transactional_config(
                         self._producer_conf, transactional_id, self._timeout_ms
                     )
-                    fence(conf, transactional_id, self._timeout_s)
+                    fence(conf, self._timeout_s)
                 committed = self._committed(tps) if tps else {}
             except KafkaPlatformError as exc:
                 logger.warning(

@@ -73,13 +73,19 @@ def test_a_dispatched_task_carries_the_group_metadata_and_its_commit_offset() ->
     assert wire.commit_offset == 13
 
 
-def test_a_lost_session_is_fenced_before_its_tasks_are_settled() -> None:
-    d, _, txns, _ = _setup()
+def _lose_one_task(d: Dispatcher, txns: FakeTransactions) -> tuple[str, list[Task], Settle]:
+    """Dispatch a task of offsets 0-1 to session "a", then lose the session."""
     _submit(d, [0, 1])
     _worker(d, "a")
     d.dispatch()
     d.disconnect("a")
-    [(tid, tasks, settle)] = txns.fences
+    [fence] = txns.fences
+    return fence
+
+
+def test_a_lost_session_is_fenced_before_its_tasks_are_settled() -> None:
+    d, _, txns, _ = _setup()
+    tid, tasks, settle = _lose_one_task(d, txns)
     assert tid == "tid-a"
     # Until the fence is done the task is neither requeued nor complete: its lane is held.
     assert d.scheduler.queued_tasks == 0
@@ -91,11 +97,7 @@ def test_a_lost_session_is_fenced_before_its_tasks_are_settled() -> None:
 
 def test_a_task_whose_transaction_committed_before_the_fence_is_done_not_redone() -> None:
     d, _, txns, _ = _setup()
-    _submit(d, [0, 1])
-    _worker(d, "a")
-    d.dispatch()
-    d.disconnect("a")
-    [(_, tasks, settle)] = txns.fences
+    _, tasks, settle = _lose_one_task(d, txns)
     settle(tasks, {TP: 2})
     assert d.scheduler.queued_tasks == 0
     assert d.committable() == {TP: 2}
