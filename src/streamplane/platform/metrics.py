@@ -37,6 +37,10 @@ tenant_label = LabelCap(MAX_TENANT_LABELS)
 
 
 RECORDS_CONSUMED = Counter("supervisor_records_consumed_total", "Records read from Kafka")
+FETCH_REWINDS = Counter(
+    "supervisor_fetch_rewinds_total",
+    "Times the consumer fetched below the records already taken and was sought back",
+)
 RECORDS_DONE = Counter(
     "supervisor_records_completed_total", "Records durably handled (output or dead-letter)"
 )

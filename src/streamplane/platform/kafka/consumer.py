@@ -68,6 +68,11 @@ class GroupConsumer:
         """Read these partitions from these offsets, outside any group rebalance."""
         self._client.assign([_TP(t, p, o) for (t, p), o in starts.items()])
 
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Fetch an assigned partition from ``offset`` next (fetching or paused)."""
+        with translated("seek", KafkaUnavailable):
+            self._client.seek(_TP(tp[0], tp[1], offset))
+
     def consume(
         self, max_records: int, timeout: float, on_eof: Callable[[int, int], None] | None = None
     ) -> list[Message]:

@@ -35,6 +35,11 @@ class OffsetTracker:
             order.append(offset)
             self._next = offset + 1
 
+    @property
+    def next_offset(self) -> int | None:
+        """One past the highest offset registered (or the start): where fetching resumes."""
+        return self._next
+
     def complete(self, offsets: Iterable[int]) -> None:
         """Mark offsets as durably handled (written to the output or dead-letter topic)."""
         order, done = self._order, self._done

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from streamplane.platform import metrics as m
-from streamplane.platform.kafka.consumer import GroupConsumer
-from streamplane.platform.kafka.exceptions import CommitFailed
+from streamplane.platform.kafka.consumer import BEGINNING, GroupConsumer
+from streamplane.platform.kafka.exceptions import CommitFailed, KafkaPlatformError
 from streamplane.platform.kafka.types import Message, TopicPartition
 from streamplane.platform.supervisor.batching import Batcher
 from streamplane.platform.supervisor.dispatcher import Dispatcher
+from streamplane.platform.supervisor.offsets import OffsetTracker
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,10 @@ T = TypeVar("T")
 # Records taken per consume call: big enough to amortise the thread hop, small enough
 # that the loop serves acks between calls.
 CONSUME_BATCH = 2000
+
+# How long an assignment waits to read the committed offsets before leaving them to
+# librdkafka (under exactly-once they wait for open transactions to settle).
+COMMITTED_TIMEOUT_S = 5.0
 
 
 class Source:
@@ -136,17 +141,29 @@ class Source:
         # Offsets are registered once per partition after the loop, not per record: no
         # completion can arrive before this method returns (acks run on this thread).
         consumed: dict[TopicPartition, list[int]] = {}
+        trackers: dict[TopicPartition, OffsetTracker] = {}
+        floors: dict[TopicPartition, int] = {}
+        rewound: dict[TopicPartition, int] = {}
         count = 0
         for msg in msgs:
             tp = (msg.topic(), msg.partition())
-            tracker = ledger.tracker(tp)
-            if tracker is None:
-                continue  # revoked between fetch and now: the new owner reads it
             offset = msg.offset()
-            offsets = consumed.get(tp)
-            if offsets is None:
-                offsets = consumed[tp] = []
-            offsets.append(offset)
+            tracker = trackers.get(tp)
+            if tracker is None:
+                tracker = ledger.tracker(tp)
+                if tracker is None:
+                    continue  # revoked between fetch and now: the new owner reads it
+                trackers[tp] = tracker
+                consumed[tp] = []
+                floors[tp] = tracker.next_offset or 0
+            if offset < floors[tp]:
+                # librdkafka can restart a partition's fetch below what this generation
+                # already took (a pause racing the assignment falls back to
+                # auto.offset.reset): those records are handled or in flight already.
+                rewound[tp] = floors[tp]
+                continue
+            floors[tp] = offset + 1
+            consumed[tp].append(offset)
             add(
                 tp,
                 tracker,
@@ -159,9 +176,28 @@ class Source:
             )
             count += 1
         for key, offsets in consumed.items():
-            ledger.register(key, offsets)
+            if offsets:
+                ledger.register(key, offsets)
         if count:
             m.RECORDS_CONSUMED.inc(count)
+        if rewound:
+            self._seek(rewound)
+
+    def _seek(self, positions: dict[TopicPartition, int]) -> None:
+        """Put rewound partitions back where this generation's records end."""
+        consumer = self._consumer
+        assert consumer is not None
+        for tp, offset in positions.items():
+            m.FETCH_REWINDS.inc()
+            logger.warning(
+                "fetch went below the records already taken; seeking back",
+                extra={"partition": tp[1], "offset": offset},
+            )
+            try:
+                consumer.seek(tp, offset)
+            except KafkaPlatformError as exc:
+                # Skipping by offset still holds: the records below are dropped above.
+                logger.warning("seek failed", extra={"partition": tp[1], "error": str(exc)})
 
     def _backpressure(self, consumer: GroupConsumer) -> None:
         pending = self._dispatcher.pending_records
@@ -220,13 +256,15 @@ class Source:
         return future.result()
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
+        starts: dict[TopicPartition, int] = {}
         if self._consumer is not None:
             # The generation changed: tasks dispatched from now on carry the new one.
             self.group_metadata = self._consumer.group_metadata()
+            starts = self._pin_starts(self._consumer, partitions)
 
         def assign() -> None:
             for tp in partitions:
-                self._dispatcher.assign(tp, None)
+                self._dispatcher.assign(tp, starts.get(tp))
                 self.assigned.add(tp)
             m.ASSIGNED_PARTITIONS.set(len(self.assigned))
 
@@ -235,6 +273,27 @@ class Source:
             # New partitions start paused too, or a backlog could overrun the bound.
             self._consumer.pause(partitions)
         logger.info("partitions assigned", extra={"partitions": [p for _, p in partitions]})
+
+    def _pin_starts(
+        self, consumer: GroupConsumer, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Assign the partitions at their committed offsets, which it returns.
+
+        Left to librdkafka, a partition's start stays "the committed offset, once read",
+        and a pause and resume before it is read restart it at auto.offset.reset (the
+        beginning): explicit offsets leave nothing to resolve late. The offsets also floor
+        what this generation takes (see `_ingest`).
+        """
+        try:
+            committed = consumer.committed(partitions, timeout=COMMITTED_TIMEOUT_S)
+        except KafkaPlatformError as exc:
+            logger.warning(
+                "committed offsets unreadable at assignment; librdkafka resolves them",
+                extra={"error": str(exc)},
+            )
+            return {}
+        consumer.assign({tp: committed.get(tp, BEGINNING) for tp in partitions})
+        return committed
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         offsets = self._on_loop(lambda: self._revoke(partitions))

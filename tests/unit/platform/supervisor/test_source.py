@@ -1,0 +1,173 @@
+"""The source's guard against librdkafka restarting a partition below what it took.
+
+A pause racing an assignment can make librdkafka fetch a partition from
+auto.offset.reset (its beginning) after records of the same generation were taken: the
+source pins each assignment to the committed offsets, drops records below what it took
+and seeks back, instead of registering offsets out of order (which stopped a supervisor
+in CI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from streamplane.platform.kafka.consumer import BEGINNING
+from streamplane.platform.kafka.exceptions import KafkaUnavailable
+from streamplane.platform.kafka.types import Message, TopicPartition
+from streamplane.platform.supervisor.batching import Batcher
+from streamplane.platform.supervisor.source import Source
+from streamplane.platform.supervisor.tasks import Task
+from tests.unit.platform.supervisor.factories import FakeClock, FakeDeadLetters, make_dispatcher
+
+TP: TopicPartition = ("in", 0)
+OTHER: TopicPartition = ("in", 1)
+
+
+@dataclass
+class FakeMessage:
+    tp: TopicPartition
+    at: int
+
+    def topic(self) -> str:
+        return self.tp[0]
+
+    def partition(self) -> int:
+        return self.tp[1]
+
+    def offset(self) -> int:
+        return self.at
+
+    def key(self) -> bytes | None:
+        return None
+
+    def value(self) -> bytes:
+        return b'{"tenant": "t"}'
+
+    def headers(self) -> list[tuple[str, bytes | None]] | None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 0)
+
+    def error(self) -> None:
+        return None
+
+
+@dataclass
+class FakeConsumer:
+    """Records what the source asks of its consumer."""
+
+    committed_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    unreadable: bool = False
+    assigned: dict[TopicPartition, int] = field(default_factory=dict)
+    seeks: list[tuple[TopicPartition, int]] = field(default_factory=list)
+
+    def committed(
+        self, partitions: list[TopicPartition], timeout: float
+    ) -> dict[TopicPartition, int]:
+        if self.unreadable:
+            raise KafkaUnavailable("coordinator moving")
+        return {tp: o for tp, o in self.committed_offsets.items() if tp in partitions}
+
+    def assign(self, starts: dict[TopicPartition, int]) -> None:
+        self.assigned = dict(starts)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+    def group_metadata(self) -> bytes:
+        return b"CGMD"
+
+    def pause(self, partitions: object) -> None:
+        pass
+
+
+def make_source(consumer: FakeConsumer) -> tuple[Source, list[Task]]:
+    clock = FakeClock()
+    dispatcher = make_dispatcher(clock, FakeDeadLetters())
+    emitted: list[Task] = []
+    batcher = Batcher(
+        ordering="unordered",
+        max_records=1000,
+        max_bytes=1 << 20,
+        linger_s=0.005,
+        id_prefix="t",
+        emit=emitted.append,
+    )
+    source = Source(
+        consumer_factory=lambda: consumer,  # type: ignore[arg-type,return-value]
+        topic="in",
+        dispatcher=dispatcher,
+        batcher=batcher,
+        high_mark=10_000,
+        low_mark=1_000,
+        linger_s=0.005,
+        commit_interval_s=1.0,
+        on_tick=lambda: None,
+        clock=clock,
+    )
+    source._consumer = consumer  # type: ignore[assignment]
+    return source, emitted
+
+
+def assign(source: Source, partitions: list[TopicPartition]) -> None:
+    """Run the rebalance callback on another thread, as librdkafka does."""
+
+    async def main() -> None:
+        source._loop = asyncio.get_running_loop()
+        await source._loop.run_in_executor(None, source._on_assign, partitions)
+
+    asyncio.run(main())
+
+
+def messages(tp: TopicPartition, offsets: range) -> list[Message]:
+    return [FakeMessage(tp, o) for o in offsets]
+
+
+def test_assignment_pins_committed_offsets_and_the_beginning_elsewhere() -> None:
+    consumer = FakeConsumer(committed_offsets={TP: 1474})
+    source, _ = make_source(consumer)
+    assign(source, [TP, OTHER])
+    assert consumer.assigned == {TP: 1474, OTHER: BEGINNING}
+    tracker = source._dispatcher.ledger.tracker(TP)
+    assert tracker is not None
+    assert tracker.next_offset == 1474
+
+
+def test_unreadable_committed_offsets_leave_the_start_to_librdkafka() -> None:
+    consumer = FakeConsumer(unreadable=True)
+    source, _ = make_source(consumer)
+    assign(source, [TP])
+    assert consumer.assigned == {}
+    assert source._dispatcher.ledger.tracker(TP) is not None
+
+
+def test_a_fetch_restarted_at_the_beginning_is_dropped_and_sought_back() -> None:
+    consumer = FakeConsumer(committed_offsets={TP: 1474})
+    source, _ = make_source(consumer)
+    assign(source, [TP, OTHER])
+    source._ingest(messages(TP, range(1474, 1500)) + messages(OTHER, range(0, 5)), 1000.0)
+    # The rewind arrives in the next batch and in the middle of one.
+    source._ingest(messages(TP, range(0, 10)), 1000.0)
+    source._ingest(messages(TP, range(1500, 1510)) + messages(TP, range(1490, 1495)), 1000.0)
+    ledger = source._dispatcher.ledger
+    tracker = ledger.tracker(TP)
+    assert tracker is not None
+    assert tracker.next_offset == 1510
+    assert tracker.outstanding == 36  # 1474..1509, each once
+    assert consumer.seeks == [(TP, 1500), (TP, 1510)]
+    other = ledger.tracker(OTHER)
+    assert other is not None
+    assert other.outstanding == 5
+
+
+def test_records_below_the_committed_offset_are_never_taken() -> None:
+    consumer = FakeConsumer(committed_offsets={TP: 100})
+    source, _ = make_source(consumer)
+    assign(source, [TP])
+    source._ingest(messages(TP, range(0, 3)), 1000.0)
+    tracker = source._dispatcher.ledger.tracker(TP)
+    assert tracker is not None
+    assert tracker.outstanding == 0
+    assert consumer.seeks == [(TP, 100)]
