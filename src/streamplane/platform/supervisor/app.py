@@ -84,11 +84,12 @@ class Supervisor:
         await self._drain()
         await asyncio.get_running_loop().run_in_executor(None, self._stop_extensions)
         await self.source.close()
-        if self.transactions is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self.transactions.close)
         self._serving = False
         await set_serving(health, False)
+        # Sessions end as the server stops, and each ending fences: close after it.
         await server.stop(grace=2)
+        if self.transactions is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.transactions.close)
         if self.mesh is not None:
             await self.mesh.close_all()
         http.should_exit = True

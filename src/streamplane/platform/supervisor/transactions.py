@@ -203,6 +203,11 @@ class SupervisorTransactions:
 
     # -- lifecycle ----------------------------------------------------------------------
     def _submit(self, fn: Callable[..., None], *args: object) -> None:
+        if self._closing.is_set():
+            # A session ending while the supervisor stops: its transactions abort with
+            # the worker's session or time out, and commit nothing the group accepts.
+            logger.info("stopping: job not run", extra={"job": fn.__name__})
+            return
         with self._jobs_lock:
             self._jobs += 1
 
