@@ -126,6 +126,7 @@ def mesh_node(**values: Any) -> None:
     if not mesh.mesh_node_id:
         raise ConfigError("MESH_NODE_ID", "a mesh node needs its id (--node-id)")
     from streamplane.platform.mesh.node import run_mesh_node
+    from streamplane.platform.rpc import Security
 
     sys.exit(
         run_mesh_node(
@@ -134,6 +135,7 @@ def mesh_node(**values: Any) -> None:
             mesh.mesh_services_file,
             node.mesh_node_queue_capacity,
             node.mesh_node_metrics_listen,
+            Security.of(settings.rpc),
         )
     )
 

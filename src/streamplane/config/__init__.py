@@ -25,6 +25,7 @@ from streamplane.config.plane import (
     MeshSettings,
     Ordering,
     ProcessSettings,
+    RpcSecuritySettings,
     SupervisorSettings,
     WorkerSettings,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "ProcessSettings",
     "ProduceSettings",
     "RLSettings",
+    "RpcSecuritySettings",
     "Section",
     "Settings",
     "SupervisorSettings",

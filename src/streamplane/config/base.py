@@ -87,7 +87,10 @@ def build(section: type[S], values: dict[str, Any], env_file: Any = ENV_FILE) ->
             variable = name.upper()
         else:
             variable = _variable_in(str(err.get("msg", "")))
-        raise ConfigError(variable, _reason(err)) from exc
+        secret = name in section.model_fields and "SecretStr" in str(
+            section.model_fields[name].annotation
+        )
+        raise ConfigError(variable, _reason(err, quote_input=not secret)) from exc
 
 
 def _variable_in(message: str) -> str:
@@ -95,10 +98,12 @@ def _variable_in(message: str) -> str:
     return match.group(0) if match else "settings"
 
 
-def _reason(err: Any) -> str:
+def _reason(err: Any, quote_input: bool = True) -> str:
     reason = str(err.get("msg", "invalid value"))
     given = err.get("input")
-    if given is not None and not isinstance(given, dict) and repr(given) not in reason:
+    if given is None or not quote_input or isinstance(given, dict):
+        return reason
+    if repr(given) not in reason:
         reason += f" (got {given!r})"
     return reason
 

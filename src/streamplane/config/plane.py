@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 
 from streamplane.config.base import Section, parse_listen, parse_tenant_domain_map
 
@@ -262,6 +262,56 @@ class MeshNodeSettings(Section):
         description="HTTP address for /metrics, [HOST]:PORT (default: none)",
         json_schema_extra={"flags": ["--metrics-listen"]},
     )
+
+
+_TOKEN = re.compile(r"^[\x21-\x7e]{16,512}$")
+
+
+class RpcSecuritySettings(Section):
+    """Who may use the gRPC ports (Runner and MeshData): a bearer token, TLS, mutual TLS.
+
+    One identity per process: the certificate is the server's where it serves and the
+    client's where it dials; the CA verifies the peer (and, on a server, makes client
+    certificates required). docs/security.md shows a production setup.
+    """
+
+    grpc_auth_token: SecretStr | None = Field(
+        None,
+        description=(
+            "Shared bearer token (16-512 printable characters) every gRPC client sends "
+            "and every gRPC server requires (health checks excepted); unset: none"
+        ),
+    )
+    grpc_tls_cert_file: FilePath | None = Field(
+        None, description="PEM certificate of this process (server, or client under mTLS)"
+    )
+    grpc_tls_key_file: FilePath | None = Field(
+        None, description="PEM private key of GRPC_TLS_CERT_FILE"
+    )
+    grpc_tls_ca_file: FilePath | None = Field(
+        None,
+        description=(
+            "PEM CA bundle that verifies the peer; a client with it dials TLS, a server "
+            "with it requires client certificates (mutual TLS)"
+        ),
+    )
+
+    @field_validator("grpc_auth_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _TOKEN.match(value.get_secret_value()):
+            # Never quote the value: it is a secret, however malformed.
+            raise ValueError("expected 16 to 512 printable ASCII characters without spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> RpcSecuritySettings:
+        if (self.grpc_tls_cert_file is None) != (self.grpc_tls_key_file is None):
+            missing = (
+                "GRPC_TLS_KEY_FILE" if self.grpc_tls_key_file is None else "GRPC_TLS_CERT_FILE"
+            )
+            raise ValueError(f"{missing} is not set: a certificate and its key go together")
+        return self
 
 
 def _reveal(value: SecretStr | None) -> str | None:

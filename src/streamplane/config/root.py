@@ -12,6 +12,7 @@ from streamplane.config.plane import (
     MeshNodeSettings,
     MeshSettings,
     ProcessSettings,
+    RpcSecuritySettings,
     SupervisorSettings,
     WorkerSettings,
 )
@@ -33,6 +34,7 @@ SECTIONS: dict[str, type[Section]] = {
     "worker": WorkerSettings,
     "mesh": MeshSettings,
     "mesh_node": MeshNodeSettings,
+    "rpc": RpcSecuritySettings,
     "rl": RLSettings,
     "face": FaceSettings,
     "broker": BrokerSettings,
@@ -66,6 +68,7 @@ class Settings(BaseModel):
     worker: WorkerSettings
     mesh: MeshSettings
     mesh_node: MeshNodeSettings
+    rpc: RpcSecuritySettings
     rl: RLSettings
     face: FaceSettings
     broker: BrokerSettings
@@ -111,7 +114,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 #: The sections a process of the plane (supervisor, worker) is configured by.
-RUNTIME_SECTIONS = ("kafka", "process", "supervisor", "worker", "mesh")
+RUNTIME_SECTIONS = ("kafka", "process", "supervisor", "worker", "mesh", "rpc")
 
 
 def variables(*sections: str) -> dict[str, tuple[str, str]]:

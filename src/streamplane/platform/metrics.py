@@ -37,6 +37,11 @@ tenant_label = LabelCap(MAX_TENANT_LABELS)
 
 
 RECORDS_CONSUMED = Counter("supervisor_records_consumed_total", "Records read from Kafka")
+RPC_REFUSED = Counter(
+    "grpc_calls_refused_total",
+    "gRPC calls refused for a missing or wrong bearer token",
+    ["method"],
+)
 FETCH_REWINDS = Counter(
     "supervisor_fetch_rewinds_total",
     "Times the consumer fetched below the records already taken and was sought back",

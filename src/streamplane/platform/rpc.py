@@ -6,12 +6,21 @@ and clients all build their servers and channels here, so a bound changes in one
 
 from __future__ import annotations
 
+import hmac
+import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
+
+from streamplane.config import RpcSecuritySettings
+from streamplane.platform import metrics as m
+
+logger = logging.getLogger(__name__)
 
 # A task carries up to BATCH_MAX_BYTES of records (64 MiB at most).
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -52,22 +61,152 @@ def server_options() -> GrpcOptions:
     return [*_MESSAGE_BOUNDS, *_KEEPALIVE, *_SERVER_PINGS]
 
 
+AUTHORIZATION = "authorization"
+# Health checks come from probes (kubelet, compose) that hold no token; they learn
+# nothing but SERVING or NOT_SERVING.
+_OPEN_PREFIX = "/grpc.health.v1.Health/"
+
+
+@dataclass(frozen=True, slots=True)
+class Security:
+    """Credentials of one process's gRPC servers and channels (see RpcSecuritySettings).
+
+    ``token``: the shared bearer token, sent by clients and required by servers.
+    ``cert``/``key``: this process's PEM identity (a server's, or a client's under
+    mutual TLS). ``ca``: PEM roots that verify the peer; a server with it requires
+    client certificates. All unset: plaintext without authentication, as before.
+    """
+
+    token: str | None = None
+    cert: bytes | None = None
+    key: bytes | None = None
+    ca: bytes | None = None
+
+    @classmethod
+    def of(cls, settings: RpcSecuritySettings) -> Security:
+        """Read the configured token and PEM files (their paths checked at start)."""
+
+        def read(path: Path | None) -> bytes | None:
+            return path.read_bytes() if path is not None else None
+
+        token = settings.grpc_auth_token
+        return cls(
+            token.get_secret_value() if token is not None else None,
+            read(settings.grpc_tls_cert_file),
+            read(settings.grpc_tls_key_file),
+            read(settings.grpc_tls_ca_file),
+        )
+
+    def server_credentials(self) -> grpc.ServerCredentials | None:
+        """TLS credentials of a server, or None for plaintext."""
+        if self.cert is None or self.key is None:
+            return None
+        return grpc.ssl_server_credentials(
+            [(self.key, self.cert)],
+            root_certificates=self.ca,
+            require_client_auth=self.ca is not None,
+        )
+
+    def channel_credentials(self) -> grpc.ChannelCredentials | None:
+        """TLS credentials of a channel, or None for plaintext (no CA configured)."""
+        if self.ca is None:
+            return None
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca, private_key=self.key, certificate_chain=self.cert
+        )
+
+    def call_metadata(self) -> tuple[tuple[str, str], ...] | None:
+        """Metadata every call sends: the bearer token, when one is configured."""
+        if self.token is None:
+            return None
+        return ((AUTHORIZATION, f"Bearer {self.token}"),)
+
+
+def authorized(metadata: Sequence[tuple[str, str | bytes]] | None, token: str) -> bool:
+    """Whether the call's metadata carries ``Bearer <token>`` (compared in constant time)."""
+    expected = f"Bearer {token}".encode()
+    for key, value in metadata or ():
+        if key == AUTHORIZATION:
+            given = value if isinstance(value, bytes) else value.encode("utf-8", "replace")
+            return hmac.compare_digest(given, expected)
+    return False
+
+
+class _TokenCheck(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Refuses every call without the bearer token before its handler runs."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method: str = details.method
+        if handler is None or method.startswith(_OPEN_PREFIX):
+            return handler
+        if authorized(details.invocation_metadata, self._token):
+            return handler
+        m.RPC_REFUSED.labels(method.rsplit("/", 1)[-1]).inc()
+        logger.warning("gRPC call refused: missing or wrong bearer token", extra={"method": method})
+        return _refusal(handler)
+
+
+async def _refuse(_request: Any, context: grpc.aio.ServicerContext) -> None:
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+
+
+def _refusal(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as ``handler`` that answers UNAUTHENTICATED."""
+    shape = (handler.request_streaming, handler.response_streaming)
+    build = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }[shape]
+    return build(
+        _refuse,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def channel(target: str, options: GrpcOptions, security: Security) -> grpc.aio.Channel:
+    """A client channel: TLS when the security has a CA, plaintext otherwise."""
+    credentials = security.channel_credentials()
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, credentials, options=options)
+
+
 def create_server(
-    address: str, add_servicers: Callable[[grpc.aio.Server], None]
+    address: str,
+    add_servicers: Callable[[grpc.aio.Server], None],
+    security: Security | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """A server with the caller's servicers and the standard health service, bound.
 
     Returns the server (not started), the bound port (``address`` may ask for port 0)
-    and the health servicer.
+    and the health servicer. With ``security``, calls need its token and the port
+    speaks TLS (mutual when it has a CA).
 
     Raises:
         OSError: nothing could bind ``address``.
     """
-    server = grpc.aio.server(options=server_options())
+    security = security or Security()
+    interceptors = [_TokenCheck(security.token)] if security.token else []
+    server = grpc.aio.server(options=server_options(), interceptors=interceptors)
     add_servicers(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    port = server.add_insecure_port(address)
+    credentials = security.server_credentials()
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     return server, port, health_servicer

@@ -47,6 +47,16 @@ TRANSIENT_CODES = frozenset(
 
 CHANNEL_OPTIONS = rpc.channel_options(fast_reconnect=True)
 
+# A subscription answered so is a configuration error (retrying cannot change it).
+_REFUSED_CODES = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+    }
+)
+
 
 def publish_error(exc: grpc.RpcError) -> PublishError:
     """Translate a failed Publish into a transient or permanent PublishError."""
@@ -75,8 +85,11 @@ def _metadata_value(metadata: Iterable[tuple[str, str | bytes]] | None, key: str
 class MeshClient:
     """Publishes to mesh nodes; one channel per endpoint, opened on first use."""
 
-    def __init__(self, timeout_s: float = PUBLISH_TIMEOUT_S) -> None:
+    def __init__(
+        self, timeout_s: float = PUBLISH_TIMEOUT_S, security: rpc.Security | None = None
+    ) -> None:
         self._timeout_s = timeout_s
+        self._security = security or rpc.Security()
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, mesh_pb2_grpc.MeshDataStub] = {}
 
@@ -85,7 +98,7 @@ class MeshClient:
         target = grpc_target(endpoint)
         stub = self._stubs.get(target)
         if stub is None:
-            channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+            channel = rpc.channel(target, CHANNEL_OPTIONS, self._security)
             self._channels[target] = channel
             stub = self._stubs[target] = mesh_pb2_grpc.MeshDataStub(channel)
         return stub
@@ -96,7 +109,9 @@ class MeshClient:
         """Publish one envelope; raises TransientPublishError or PermanentPublishError."""
         try:
             reply: mesh_pb2.PublishReply = await self.stub(endpoint).Publish(
-                envelope, timeout=timeout_s or self._timeout_s
+                envelope,
+                timeout=timeout_s or self._timeout_s,
+                metadata=self._security.call_metadata(),
             )
         except grpc.RpcError as exc:
             raise publish_error(exc) from exc
@@ -128,8 +143,10 @@ class Subscriber:
         first_backoff_s: float = 0.1,
         max_backoff_s: float = 10.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        security: rpc.Security | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._security = security or rpc.Security()
         self.subscription = subscription
         self._on_envelope = on_envelope
         self._on_lost = on_lost
@@ -163,7 +180,7 @@ class Subscriber:
     async def _run(self) -> None:
         reconnect = rpc.Reconnect(self._first_backoff_s, self._max_backoff_s)
         target = grpc_target(self.endpoint)
-        async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+        async with rpc.channel(target, CHANNEL_OPTIONS, self._security) as channel:
             stub = mesh_pb2_grpc.MeshDataStub(channel)
             while True:
                 try:
@@ -183,7 +200,7 @@ class Subscriber:
 
     async def _subscribe_once(self, stub: mesh_pb2_grpc.MeshDataStub) -> None:
         self._was_live = False
-        call = stub.Subscribe(self.subscription)
+        call = stub.Subscribe(self.subscription, metadata=self._security.call_metadata())
         try:
             metadata = await call.initial_metadata()
             node_id = _metadata_value(metadata, NODE_METADATA)
@@ -214,6 +231,6 @@ def _subscription_error(
     code: grpc.StatusCode, details: str | None
 ) -> SubscriptionLost | SubscriptionRefused:
     name: str = code.name
-    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
+    if code in _REFUSED_CODES:
         return SubscriptionRefused(name, details or "")
     return SubscriptionLost(f"{name}: {details or ''}")

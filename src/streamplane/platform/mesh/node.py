@@ -254,11 +254,13 @@ class MeshNode(mesh_pb2_grpc.MeshDataServicer):
 
 
 def create_server(
-    address: str, node: MeshNode
+    address: str, node: MeshNode, security: rpc.Security | None = None
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """A gRPC server with MeshData and the standard health service; returns the bound port."""
     return rpc.create_server(
-        address, lambda server: mesh_pb2_grpc.add_MeshDataServicer_to_server(node, server)
+        address,
+        lambda server: mesh_pb2_grpc.add_MeshDataServicer_to_server(node, server),
+        security,
     )
 
 
@@ -269,11 +271,16 @@ async def serve(
     queue_capacity: int = DEFAULT_QUEUE_CAPACITY,
     metrics_listen: str | None = None,
     stop: asyncio.Event | None = None,
+    security: rpc.Security | None = None,
 ) -> int:
-    """Run a node until SIGTERM/SIGINT (or `stop`); returns the exit code."""
+    """Run a node until SIGTERM/SIGINT (or `stop`); returns the exit code.
+
+    ``security`` guards the node's port and its forwarding to other nodes alike.
+    """
     stop = stop or asyncio.Event()
-    node = MeshNode(node_id, manifest, queue_capacity=queue_capacity)
-    server, port, health_servicer = create_server(listen, node)
+    client = MeshClient(security=security)
+    node = MeshNode(node_id, manifest, client=client, queue_capacity=queue_capacity)
+    server, port, health_servicer = create_server(listen, node, security)
     metrics = ""
     if metrics_listen is not None:
         host, metrics_port = parse_listen(metrics_listen)
@@ -305,6 +312,7 @@ def run_mesh_node(
     services_file: Path | None,
     queue_capacity: int = DEFAULT_QUEUE_CAPACITY,
     metrics_listen: str | None = None,
+    security: rpc.Security | None = None,
 ) -> int:
     """Entry point for `streamplane mesh-node`: listen defaults to the manifest's port."""
     manifest = load_manifest(services_file)
@@ -313,7 +321,9 @@ def run_mesh_node(
     if metrics_listen is not None:
         _listen_address("MESH_NODE_METRICS_LISTEN", metrics_listen)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return asyncio.run(serve(node_id, address, manifest, queue_capacity, metrics_listen))
+    return asyncio.run(
+        serve(node_id, address, manifest, queue_capacity, metrics_listen, security=security)
+    )
 
 
 def _listen_address(variable: str, value: str) -> tuple[str, int]:

@@ -16,10 +16,12 @@ import uvicorn
 
 from streamplane.config import Settings, parse_listen
 from streamplane.platform import metrics as m
+from streamplane.platform import rpc
 from streamplane.platform.kafka import admin
 from streamplane.platform.kafka.config import consumer_config, producer_config
 from streamplane.platform.kafka.consumer import GroupConsumer
 from streamplane.platform.kafka.producer import DurableProducer
+from streamplane.platform.mesh.client import MeshClient
 from streamplane.platform.supervisor.api import create_app
 from streamplane.platform.supervisor.batching import Batcher
 from streamplane.platform.supervisor.dead_letter_counts import (
@@ -144,7 +146,11 @@ class Supervisor:
         self.mesh: MeshTransport | None = None
         if mesh is not None:
             self.mesh = MeshTransport(
-                mesh, domains, holds=self.dispatcher.holds, unsent=self._unsent
+                mesh,
+                domains,
+                holds=self.dispatcher.holds,
+                unsent=self._unsent,
+                client=MeshClient(security=rpc.Security.of(s.rpc)),
             )
         self.service = RunnerService(self.dispatcher, self._welcome_config(), mesh=self.mesh)
 
@@ -175,7 +181,9 @@ class Supervisor:
     # -- serve ---------------------------------------------------------------------------
     async def _serve_grpc(self) -> tuple[Any, Any]:
         server, self.grpc_port, health = create_server(
-            _grpc_address(self.settings.supervisor.supervisor_listen), self.service
+            _grpc_address(self.settings.supervisor.supervisor_listen),
+            self.service,
+            rpc.Security.of(self.settings.rpc),
         )
         await server.start()
         await set_serving(health, True)

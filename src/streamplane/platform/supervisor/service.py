@@ -298,11 +298,13 @@ def _id_problem(value: str) -> str | None:
 
 
 def create_server(
-    address: str, service: RunnerService
+    address: str, service: RunnerService, security: rpc.Security | None = None
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """A gRPC server with Runner and the standard health service; returns the bound port."""
     return rpc.create_server(
-        address, lambda server: runner_pb2_grpc.add_RunnerServicer_to_server(service, server)
+        address,
+        lambda server: runner_pb2_grpc.add_RunnerServicer_to_server(service, server),
+        security,
     )
 
 

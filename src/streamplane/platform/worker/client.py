@@ -66,6 +66,7 @@ class Worker:
         self.settings = settings
         self.worker_id = settings.worker.worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self._processor = processor
+        self._security = rpc.Security.of(settings.rpc)
         self._stop = asyncio.Event()
         self._executor = concurrent.futures.ThreadPoolExecutor(1, "sp-process")
         self._inflight: dict[str, float] = {}
@@ -146,8 +147,11 @@ class Worker:
         outbox.put_nowait(self._hello())
         welcomed = False
         address = self.settings.worker.supervisor_grpc_addr
-        async with grpc.aio.insecure_channel(address, rpc.channel_options()) as ch:
-            call = runner_pb2_grpc.RunnerStub(ch).Connect(_drain_outbox(outbox))
+        security = self._security
+        async with rpc.channel(address, rpc.channel_options(), security) as ch:
+            call = runner_pb2_grpc.RunnerStub(ch).Connect(
+                _drain_outbox(outbox), metadata=security.call_metadata()
+            )
             stopper = asyncio.create_task(self._close_when_stopped(outbox))
             try:
                 async for message in call:
@@ -167,6 +171,12 @@ class Worker:
                     "stream ended",
                     extra={"code": exc.code().name, "details": exc.details() or ""},
                 )
+                if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    # Retried (the token may be rotating), but said plainly each time.
+                    logger.error(
+                        "the supervisor refused this worker's credentials: "
+                        "GRPC_AUTH_TOKEN must be the supervisor's"
+                    )
             finally:
                 stopper.cancel()
                 self._inbox.close_session()
@@ -292,6 +302,7 @@ class Worker:
             on_envelope=self._inbox.accept,
             on_lost=self._mesh_lost,
             max_backoff_s=s.worker.reconnect_max_backoff_s,
+            security=self._security,
         )
         self._mesh.start()
         live = asyncio.ensure_future(self._mesh.wait_live())

@@ -15,6 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from streamplane.mesh.v1 import mesh_pb2
+from streamplane.platform import rpc
 from streamplane.platform.mesh.client import MeshClient, Subscriber
 from streamplane.platform.mesh.exceptions import (
     PermanentPublishError,
@@ -33,6 +34,7 @@ class Mesh:
     nodes: dict[str, MeshNode]
     client: MeshClient
     subscribers: list[Subscriber] = field(default_factory=list)
+    security: rpc.Security | None = None
 
     def endpoint(self, node_id: str) -> str:
         spec = self.manifest.node(node_id)
@@ -55,6 +57,7 @@ class Mesh:
             ),
             on_envelope=got.append,
             on_lost=lambda: lost.append(1),
+            security=self.security,
         )
         sub.start()
         self.subscribers.append(sub)
@@ -63,7 +66,8 @@ class Mesh:
 
 
 @contextlib.asynccontextmanager
-async def mesh(capacity: int = 4) -> AsyncIterator[Mesh]:
+async def mesh(capacity: int = 4, security: rpc.Security | None = None) -> AsyncIterator[Mesh]:
+    """Three nodes; with ``security``, they require it and the test's clients use it."""
     manifest = parse_manifest(
         {
             "nodes": [
@@ -86,11 +90,13 @@ async def mesh(capacity: int = 4) -> AsyncIterator[Mesh]:
     nodes: dict[str, MeshNode] = {}
     servers = []
     for spec in manifest.nodes:
-        node = nodes[spec.id] = MeshNode(spec.id, manifest, queue_capacity=capacity)
-        server, _, _ = create_server(spec.target, node)
+        node = nodes[spec.id] = MeshNode(
+            spec.id, manifest, client=MeshClient(security=security), queue_capacity=capacity
+        )
+        server, _, _ = create_server(spec.target, node, security)
         await server.start()
         servers.append(server)
-    state = Mesh(manifest, nodes, MeshClient())
+    state = Mesh(manifest, nodes, MeshClient(security=security), security=security)
     try:
         yield state
     finally:
@@ -102,9 +108,13 @@ async def mesh(capacity: int = 4) -> AsyncIterator[Mesh]:
             await server.stop(0)
 
 
-def _run(body: Callable[[Mesh], Awaitable[None]], capacity: int = 4) -> None:
+def _run(
+    body: Callable[[Mesh], Awaitable[None]],
+    capacity: int = 4,
+    security: rpc.Security | None = None,
+) -> None:
     async def main() -> None:
-        async with mesh(capacity) as state:
+        async with mesh(capacity, security) as state:
             await asyncio.wait_for(body(state), 30)
 
     asyncio.run(main())
@@ -146,6 +156,32 @@ def test_a_publish_returns_once_the_envelope_is_queued_at_its_destination() -> N
         assert _metric("mesh_node_forwarded_total", domain="default") == forwarded + 2
 
     _run(body)
+
+
+def test_with_a_token_nodes_refuse_callers_without_it_and_forward_with_it() -> None:
+    async def body(state: Mesh) -> None:
+        # The token travels with forwarding too: trainer -> hub -> worker.
+        _, got, _ = await state.subscribe("worker", "w1", ["default"], expect_node="worker")
+        await state.publish("trainer", id="e1", domain="default", target_node="worker")
+        await _until(lambda: len(got) == 1)
+
+        stranger = MeshClient()
+        try:
+            await _fails(
+                stranger.publish(state.endpoint("hub"), mesh_pb2.Envelope(id="x", domain="rl")),
+                PermanentPublishError,
+                "UNAUTHENTICATED",
+                "unauthenticated",
+            )
+        finally:
+            await stranger.close()
+        state.security = None
+        with pytest.raises(SubscriptionRefused) as caught:
+            await state.subscribe("worker", "w2", ["default"])
+        assert caught.value.code == "UNAUTHENTICATED"
+        assert _metric("grpc_calls_refused_total", method="Subscribe") >= 1
+
+    _run(body, security=rpc.Security(token="mesh-token-0123456789"))
 
 
 def test_an_untargeted_publish_reaches_any_node_serving_the_domain() -> None:
