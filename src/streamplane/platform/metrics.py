@@ -42,6 +42,10 @@ RPC_REFUSED = Counter(
     "gRPC calls refused for a missing or wrong bearer token",
     ["method"],
 )
+RECORDS_SKIPPED = Counter(
+    "supervisor_records_skipped_total",
+    "Records a partition's previous owner completed above its commit (commit metadata)",
+)
 FETCH_REWINDS = Counter(
     "supervisor_fetch_rewinds_total",
     "Times the consumer fetched below the records already taken and was sought back",

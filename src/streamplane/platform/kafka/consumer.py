@@ -113,15 +113,21 @@ class GroupConsumer:
         """Fetch these partitions again."""
         self._client.resume([_TP(t, p) for t, p in partitions])
 
-    def commit(self, offsets: Mapping[TopicPartition, int], asynchronous: bool) -> None:
-        """Commit the next offset to read per partition.
+    def commit(
+        self,
+        offsets: Mapping[TopicPartition, int],
+        asynchronous: bool,
+        metadata: Mapping[TopicPartition, str] | None = None,
+    ) -> None:
+        """Commit the next offset to read per partition, with optional metadata text.
 
         Raises:
             CommitFailed: the group did not take the commit (it may be rebalancing).
         """
         if not offsets:
             return
-        tps = [_TP(t, p, o) for (t, p), o in offsets.items()]
+        notes = metadata or {}
+        tps = [_commit_point(t, p, o, notes.get((t, p))) for (t, p), o in offsets.items()]
         try:
             if asynchronous:
                 self._client.commit(offsets=tps, asynchronous=True)
@@ -139,9 +145,19 @@ class GroupConsumer:
             KafkaUnavailable: no answer in time, or the coordinator is moving.
             KafkaAdminError: the request was refused.
         """
+        return {tp: offset for tp, (offset, _) in self.commits(partitions, timeout).items()}
+
+    def commits(
+        self, partitions: Iterable[TopicPartition], timeout: float
+    ) -> dict[TopicPartition, tuple[int, str]]:
+        """Like `committed`, with each commit's metadata text ("" when it has none)."""
         with translated("read committed offsets"):
             answer = self._client.committed([_TP(t, p) for t, p in partitions], timeout=timeout)
-        return {(tp.topic, tp.partition): tp.offset for tp in answer if tp.offset >= 0}
+        return {
+            (tp.topic, tp.partition): (tp.offset, tp.metadata or "")
+            for tp in answer
+            if tp.offset >= 0
+        }
 
     def group_metadata(self) -> bytes:
         """The member's group metadata, serialised (for a transaction in another process)."""
@@ -177,3 +193,10 @@ class GroupConsumer:
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
             consumer.close()
+
+
+def _commit_point(topic: str, partition: int, offset: int, metadata: str | None) -> _TP:
+    # confluent-kafka takes a str or no metadata argument at all, not None.
+    if metadata:
+        return _TP(topic, partition, offset, metadata=metadata)
+    return _TP(topic, partition, offset)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from streamplane.platform.supervisor.ledger import Ledger
+from streamplane.platform.supervisor.completed_offsets import Skips
+from streamplane.platform.supervisor.ledger import CommitPoint, Ledger
 from streamplane.platform.supervisor.offsets import OffsetTracker
 from streamplane.platform.supervisor.task_queue import DomainTaskQueue, TaskQueue
 from streamplane.platform.supervisor.tasks import Task, TopicPartition
@@ -156,12 +157,14 @@ class Dispatcher:
         self.on_evict: Callable[[str], None] = lambda _session: None
 
     # -- partitions -----------------------------------------------------------------
-    def assign(self, tp: TopicPartition, start: int | None) -> OffsetTracker:
+    def assign(
+        self, tp: TopicPartition, start: int | None, skips: Skips | None = None
+    ) -> OffsetTracker:
         """Start tracking a newly assigned partition."""
-        return self.ledger.assign(tp, start)
+        return self.ledger.assign(tp, start, skips)
 
-    def revoke(self, tps: set[TopicPartition]) -> dict[TopicPartition, int]:
-        """Stop dispatching these partitions; returns their committable offsets."""
+    def revoke(self, tps: set[TopicPartition]) -> dict[TopicPartition, CommitPoint]:
+        """Stop dispatching these partitions; returns their commit points."""
         offsets = self.ledger.revoke(tps)
         for task in self.scheduler.drop_partitions(tps):
             task.revoked = True
@@ -174,6 +177,10 @@ class Dispatcher:
     def committable(self, tps: set[TopicPartition] | None = None) -> dict[TopicPartition, int]:
         """Offset safe to commit per partition (only partitions with something consumed)."""
         return self.ledger.committable(tps)
+
+    def commit_points(self) -> dict[TopicPartition, CommitPoint]:
+        """Offset and metadata to commit per partition."""
+        return self.ledger.commit_points()
 
     @property
     def pending_records(self) -> int:

@@ -8,9 +8,18 @@ revoked (or re-assigned since) is no longer current, and its outcome moves no of
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
+from streamplane.platform.supervisor.completed_offsets import Skips
 from streamplane.platform.supervisor.offsets import OffsetTracker
 from streamplane.platform.supervisor.tasks import Task, TopicPartition
+
+
+class CommitPoint(NamedTuple):
+    """What to commit for a partition: the offset, and what is complete above it."""
+
+    offset: int
+    metadata: str
 
 
 class Ledger:
@@ -19,18 +28,20 @@ class Ledger:
     def __init__(self) -> None:
         self._trackers: dict[TopicPartition, OffsetTracker] = {}
 
-    def assign(self, tp: TopicPartition, start: int | None = None) -> OffsetTracker:
+    def assign(
+        self, tp: TopicPartition, start: int | None = None, skips: Skips | None = None
+    ) -> OffsetTracker:
         """Start tracking a newly assigned partition (a new generation of it)."""
-        tracker = self._trackers[tp] = OffsetTracker(start)
+        tracker = self._trackers[tp] = OffsetTracker(start, skips)
         return tracker
 
-    def revoke(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        """Stop tracking these partitions; returns their last committable offsets."""
+    def revoke(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, CommitPoint]:
+        """Stop tracking these partitions; returns their last commit points."""
         keys = set(tps)
-        offsets = self.committable(keys)
+        points = self.commit_points(keys)
         for tp in keys:
             self._trackers.pop(tp, None)
-        return offsets
+        return points
 
     def tracker(self, tp: TopicPartition) -> OffsetTracker | None:
         """The tracker of an assigned partition, or None when it is not assigned."""
@@ -60,6 +71,19 @@ class Ledger:
             offset = tracker.committable()
             if offset is not None:
                 result[tp] = offset
+        return result
+
+    def commit_points(
+        self, tps: set[TopicPartition] | None = None
+    ) -> dict[TopicPartition, CommitPoint]:
+        """Offset and metadata (what is complete above it) to commit per partition."""
+        result: dict[TopicPartition, CommitPoint] = {}
+        for tp, tracker in self._trackers.items():
+            if tps is not None and tp not in tps:
+                continue
+            offset = tracker.committable()
+            if offset is not None:
+                result[tp] = CommitPoint(offset, tracker.commit_metadata())
         return result
 
     @property

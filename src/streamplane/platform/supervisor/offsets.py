@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
+from streamplane.platform.supervisor import completed_offsets
+from streamplane.platform.supervisor.completed_offsets import Skips
+
 
 class OffsetTracker:
     """Outstanding offsets of one partition, owned by one assignment generation.
@@ -18,13 +21,15 @@ class OffsetTracker:
     is recognised by identity and ignored (see `Dispatcher`).
     """
 
-    __slots__ = ("_done", "_next", "_order", "start")
+    __slots__ = ("_done", "_next", "_order", "skips", "start")
 
-    def __init__(self, start: int | None = None) -> None:
+    def __init__(self, start: int | None = None, skips: Skips | None = None) -> None:
         self._order: deque[int] = deque()
         self._done: set[int] = set()
         self._next: int | None = start
         self.start = start
+        # Offsets the previous owner completed above its commit: taken, never dispatched.
+        self.skips = skips
 
     def register(self, offsets: Iterable[int]) -> None:
         """Record offsets as consumed and outstanding, in ascending order."""
@@ -51,6 +56,12 @@ class OffsetTracker:
         done.update(o for o in offsets if o >= low)
         while order and order[0] in done:
             done.discard(order.popleft())
+
+    def commit_metadata(self) -> str:
+        """What is complete above `committable`, as commit metadata (`completed_offsets`)."""
+        if not self._done or not self._order:
+            return ""
+        return completed_offsets.encode(self._order[0], self._done)
 
     def committable(self) -> int | None:
         """The offset to commit: the lowest outstanding one, else one past the highest seen."""

@@ -19,8 +19,11 @@ from streamplane.platform import metrics as m
 from streamplane.platform.kafka.consumer import BEGINNING, GroupConsumer
 from streamplane.platform.kafka.exceptions import CommitFailed, KafkaPlatformError
 from streamplane.platform.kafka.types import Message, TopicPartition
+from streamplane.platform.supervisor import completed_offsets
 from streamplane.platform.supervisor.batching import Batcher
+from streamplane.platform.supervisor.completed_offsets import Skips
 from streamplane.platform.supervisor.dispatcher import Dispatcher
+from streamplane.platform.supervisor.ledger import CommitPoint
 from streamplane.platform.supervisor.offsets import OffsetTracker
 
 logger = logging.getLogger(__name__)
@@ -67,7 +70,7 @@ class Source:
         self._consumer: GroupConsumer | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(1, "sp-consumer")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._last_commit: dict[TopicPartition, int] = {}
+        self._last_commit: dict[TopicPartition, CommitPoint] = {}
         self.paused = False
         self.assigned: set[TopicPartition] = set()
         # False under exactly_once: workers commit offsets in their transactions.
@@ -144,6 +147,7 @@ class Source:
         trackers: dict[TopicPartition, OffsetTracker] = {}
         floors: dict[TopicPartition, int] = {}
         rewound: dict[TopicPartition, int] = {}
+        skipped: dict[TopicPartition, list[int]] = {}
         count = 0
         for msg in msgs:
             tp = (msg.topic(), msg.partition())
@@ -164,6 +168,9 @@ class Source:
                 continue
             floors[tp] = offset + 1
             consumed[tp].append(offset)
+            if tracker.skips is not None and offset in tracker.skips:
+                skipped.setdefault(tp, []).append(offset)
+                continue
             add(
                 tp,
                 tracker,
@@ -180,8 +187,24 @@ class Source:
                 ledger.register(key, offsets)
         if count:
             m.RECORDS_CONSUMED.inc(count)
+        if skipped:
+            self._skip(trackers, skipped, floors)
         if rewound:
             self._seek(rewound)
+
+    def _skip(
+        self,
+        trackers: dict[TopicPartition, OffsetTracker],
+        skipped: dict[TopicPartition, list[int]],
+        floors: dict[TopicPartition, int],
+    ) -> None:
+        """Complete records the partition's previous owner completed above its commit."""
+        for tp, offsets in skipped.items():
+            tracker = trackers[tp]
+            tracker.complete(offsets)
+            m.RECORDS_SKIPPED.inc(len(offsets))
+            if tracker.skips is not None and floors[tp] >= tracker.skips.last:
+                tracker.skips = None  # past the last completed run: nothing more to skip
 
     def _seek(self, positions: dict[TopicPartition, int]) -> None:
         """Put rewound partitions back where this generation's records end."""
@@ -219,27 +242,29 @@ class Source:
         if consumer is None or not self._commits:
             return
         changed = {
-            tp: offset
-            for tp, offset in self._dispatcher.committable().items()
-            if self._last_commit.get(tp) != offset
+            tp: point
+            for tp, point in self._dispatcher.commit_points().items()
+            if self._last_commit.get(tp) != point
         }
         self._commit(consumer, changed, asynchronous)
 
     def _commit(
-        self, consumer: GroupConsumer, offsets: dict[TopicPartition, int], asynchronous: bool
+        self, consumer: GroupConsumer, points: dict[TopicPartition, CommitPoint], asynchronous: bool
     ) -> None:
-        if not offsets:
+        if not points:
             return
+        offsets = {tp: point.offset for tp, point in points.items()}
+        metadata = {tp: point.metadata for tp, point in points.items()}
         try:
-            consumer.commit(offsets, asynchronous=asynchronous)
+            consumer.commit(offsets, asynchronous=asynchronous, metadata=metadata)
         except CommitFailed as exc:
             m.COMMITS.labels("error").inc()
             logger.warning("commit failed", extra={"error": str(exc)})
             return
         m.COMMITS.labels("ok").inc()
-        for (topic, partition), offset in offsets.items():
-            self._last_commit[(topic, partition)] = offset
-            m.COMMITTED_OFFSET.labels(topic, str(partition)).set(offset)
+        for (topic, partition), point in points.items():
+            self._last_commit[(topic, partition)] = point
+            m.COMMITTED_OFFSET.labels(topic, str(partition)).set(point.offset)
 
     # -- rebalance (called on the consumer thread) ------------------------------------
     def _on_loop(self, fn: Callable[[], T]) -> T:
@@ -256,7 +281,7 @@ class Source:
         return future.result()
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
-        starts: dict[TopicPartition, int] = {}
+        starts: dict[TopicPartition, tuple[int, str]] = {}
         if self._consumer is not None:
             # The generation changed: tasks dispatched from now on carry the new one.
             self.group_metadata = self._consumer.group_metadata()
@@ -264,7 +289,9 @@ class Source:
 
         def assign() -> None:
             for tp in partitions:
-                self._dispatcher.assign(tp, starts.get(tp))
+                start, metadata = starts.get(tp, (None, ""))
+                runs = completed_offsets.decode(start, metadata) if start is not None else []
+                self._dispatcher.assign(tp, start, Skips(runs) if runs else None)
                 self.assigned.add(tp)
             m.ASSIGNED_PARTITIONS.set(len(self.assigned))
 
@@ -276,23 +303,24 @@ class Source:
 
     def _pin_starts(
         self, consumer: GroupConsumer, partitions: list[TopicPartition]
-    ) -> dict[TopicPartition, int]:
-        """Assign the partitions at their committed offsets, which it returns.
+    ) -> dict[TopicPartition, tuple[int, str]]:
+        """Assign the partitions at their committed offsets; returns them with metadata.
 
         Left to librdkafka, a partition's start stays "the committed offset, once read",
         and a pause and resume before it is read restart it at auto.offset.reset (the
         beginning): explicit offsets leave nothing to resolve late. The offsets also floor
-        what this generation takes (see `_ingest`).
+        what this generation takes (see `_ingest`), and the metadata says what is
+        complete above them.
         """
         try:
-            committed = consumer.committed(partitions, timeout=COMMITTED_TIMEOUT_S)
+            committed = consumer.commits(partitions, timeout=COMMITTED_TIMEOUT_S)
         except KafkaPlatformError as exc:
             logger.warning(
                 "committed offsets unreadable at assignment; librdkafka resolves them",
                 extra={"error": str(exc)},
             )
             return {}
-        consumer.assign({tp: committed.get(tp, BEGINNING) for tp in partitions})
+        consumer.assign({tp: committed.get(tp, (BEGINNING, ""))[0] for tp in partitions})
         return committed
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
@@ -306,7 +334,7 @@ class Source:
         self._on_loop(lambda: self._revoke(partitions))
         logger.warning("partitions lost", extra={"partitions": [p for _, p in partitions]})
 
-    def _revoke(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    def _revoke(self, partitions: list[TopicPartition]) -> dict[TopicPartition, CommitPoint]:
         keys = set(partitions)
         self._batcher.drop_partitions(keys)
         offsets = self._dispatcher.revoke(keys)

@@ -241,7 +241,7 @@ def test_a_task_of_a_revoked_partition_is_not_queued_and_its_acks_are_ignored() 
     queued = _submit(d, TP, [2])
     w = _worker(d, "w", max_inflight=1)
     d.dispatch()
-    assert d.revoke({TP}) == {TP: 0}
+    assert d.revoke({TP}) == {TP: (0, "")}
     assert queued.revoked
     assert held.revoked
     assert d.scheduler.queued_tasks == 0
@@ -581,7 +581,7 @@ class DispatcherMachine(RuleBasedStateMachine):
         if gen is None:
             self._assign(tp)
             return
-        offsets = self.d.revoke({tp})
+        offsets = {t: point.offset for t, point in self.d.revoke({tp}).items()}
         expected = gen.tracker.committable()
         assert offsets == ({} if expected is None else {tp: expected})
         if tp in offsets:

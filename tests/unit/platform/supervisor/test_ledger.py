@@ -30,7 +30,7 @@ def test_a_task_of_a_revoked_assignment_moves_nothing() -> None:
     old = ledger.assign(TP)
     ledger.register(TP, [0, 1])
     stale = make_task(TP, [0, 1], old)
-    assert ledger.revoke([TP]) == {TP: 0}
+    assert ledger.revoke([TP]) == {TP: (0, "")}
     assert not ledger.is_current(stale)
     fresh = ledger.assign(TP)  # assigned again: a new generation
     ledger.register(TP, [0, 1])

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from streamplane.platform.kafka.consumer import BEGINNING
 from streamplane.platform.kafka.exceptions import KafkaUnavailable
 from streamplane.platform.kafka.types import Message, TopicPartition
+from streamplane.platform.supervisor import completed_offsets
 from streamplane.platform.supervisor.batching import Batcher
 from streamplane.platform.supervisor.source import Source
 from streamplane.platform.supervisor.tasks import Task
@@ -59,16 +60,21 @@ class FakeConsumer:
     """Records what the source asks of its consumer."""
 
     committed_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    metadata: dict[TopicPartition, str] = field(default_factory=dict)
     unreadable: bool = False
     assigned: dict[TopicPartition, int] = field(default_factory=dict)
     seeks: list[tuple[TopicPartition, int]] = field(default_factory=list)
 
-    def committed(
+    def commits(
         self, partitions: list[TopicPartition], timeout: float
-    ) -> dict[TopicPartition, int]:
+    ) -> dict[TopicPartition, tuple[int, str]]:
         if self.unreadable:
             raise KafkaUnavailable("coordinator moving")
-        return {tp: o for tp, o in self.committed_offsets.items() if tp in partitions}
+        return {
+            tp: (o, self.metadata.get(tp, ""))
+            for tp, o in self.committed_offsets.items()
+            if tp in partitions
+        }
 
     def assign(self, starts: dict[TopicPartition, int]) -> None:
         self.assigned = dict(starts)
@@ -171,3 +177,36 @@ def test_records_below_the_committed_offset_are_never_taken() -> None:
     assert tracker is not None
     assert tracker.outstanding == 0
     assert consumer.seeks == [(TP, 100)]
+
+
+def test_records_the_previous_owner_completed_are_taken_but_never_dispatched() -> None:
+    completed = {12, 13, 14, 20}
+    consumer = FakeConsumer(
+        committed_offsets={TP: 10}, metadata={TP: completed_offsets.encode(10, completed)}
+    )
+    source, emitted = make_source(consumer)
+    assign(source, [TP])
+    tracker = source._dispatcher.ledger.tracker(TP)
+    assert tracker is not None
+    assert tracker.skips is not None
+    source._ingest(messages(TP, range(10, 16)), 1000.0)
+    source._ingest(messages(TP, range(16, 25)), 1000.0)
+    source.flush_open_batches()
+    dispatched = {o for task in emitted for o in task.offsets}
+    assert dispatched == set(range(10, 25)) - completed
+    assert tracker.outstanding == len(dispatched)
+    assert tracker.skips is None  # past the last completed run
+    for task in emitted:
+        source._dispatcher.ledger.complete(task)
+    assert tracker.committable() == 25
+
+
+def test_metadata_for_another_offset_skips_nothing() -> None:
+    consumer = FakeConsumer(
+        committed_offsets={TP: 10}, metadata={TP: completed_offsets.encode(9, {12, 13})}
+    )
+    source, emitted = make_source(consumer)
+    assign(source, [TP])
+    source._ingest(messages(TP, range(10, 15)), 1000.0)
+    source.flush_open_batches()
+    assert {o for task in emitted for o in task.offsets} == set(range(10, 15))
