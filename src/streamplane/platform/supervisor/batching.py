@@ -29,11 +29,28 @@ KEY_LANES = 16
 # and a table the supervisor scanned on every loop; the long tail now shares fairness as
 # one bucket while busy tenants keep batches (and fair shares) of their own.
 MAX_OPEN_BATCHES = 4096
+# Even under the cap, a table of one-record batches is the 200k-tenant collapse again
+# (every closed slot reopens for the next new tenant): with more distinct tenants than
+# FEW_TENANTS in a window, only tenants with BUSY_RECORDS records in it (or the one
+# before) open batches of their own; the rest share. A few tenants always get their own.
+FEW_TENANTS = 64
+BUSY_RECORDS = 16
+TENANT_WINDOW_S = 1.0
+# A window's tenant table never holds more than this (it rolls over early).
+MAX_WINDOW_TENANTS = 100_000
 # The shared batch's tenant in the fair scheduler: the long tail of tenants as one.
 MANY_TENANTS = "*"
 _SHARED = "shared"
 
-__all__ = ["KEY_LANES", "MANY_TENANTS", "MAX_OPEN_BATCHES", "Batcher", "tenant_of"]
+__all__ = [
+    "BUSY_RECORDS",
+    "FEW_TENANTS",
+    "KEY_LANES",
+    "MANY_TENANTS",
+    "MAX_OPEN_BATCHES",
+    "Batcher",
+    "tenant_of",
+]
 
 
 @dataclass(slots=True)
@@ -66,6 +83,10 @@ class Batcher:
         self._prefix = id_prefix
         self._emit = emit
         self._open: dict[tuple[str | None, TopicPartition, Hashable], _Open] = {}
+        # Records per tenant in this window and the one before (unordered mode).
+        self._seen: dict[str, int] = {}
+        self._before: dict[str, int] = {}
+        self._window_start = 0.0
 
     def add(
         self,
@@ -84,9 +105,14 @@ class Batcher:
         slot = (tenant if lane is None else None, tp, lane)
         current = self._open.get(slot)
         shared = False
-        if current is None and lane is None and len(self._open) >= self._max_open:
-            slot, shared = (None, tp, _SHARED), True
-            current = self._open.get(slot)
+        if lane is None:
+            seen = self._window(now)
+            seen[tenant] = seen.get(tenant, 0) + 1
+            if current is None and (
+                len(self._open) >= self._max_open or not self._may_open(tenant)
+            ):
+                slot, shared = (None, tp, _SHARED), True
+                current = self._open.get(slot)
         if current is not None and (
             current.task.tracker is not tracker
             or current.task.nbytes + len(value) > self._max_bytes
@@ -115,6 +141,18 @@ class Batcher:
         if len(records.offsets) >= self._max_records or task.nbytes >= self._max_bytes:
             del self._open[slot]
             self._emit(task)
+
+    def _window(self, now: float) -> dict[str, int]:
+        """The current window's record counts per tenant (a new one every TENANT_WINDOW_S)."""
+        if now - self._window_start >= TENANT_WINDOW_S or len(self._seen) >= MAX_WINDOW_TENANTS:
+            self._before, self._seen, self._window_start = self._seen, {}, now
+        return self._seen
+
+    def _may_open(self, tenant: str) -> bool:
+        """Whether a tenant without an open batch gets one of its own."""
+        if max(len(self._seen), len(self._before)) <= FEW_TENANTS:
+            return True
+        return max(self._seen.get(tenant, 0), self._before.get(tenant, 0)) >= BUSY_RECORDS
 
     def flush_due(self, now: float, force: bool = False, limit: int | None = None) -> int:
         """Close batches that have lingered long enough, oldest first; returns how many.

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from streamplane.config import Ordering
 from streamplane.platform.records import unpack
 from streamplane.platform.supervisor.batching import (
+    BUSY_RECORDS,
+    FEW_TENANTS,
     KEY_LANES,
     MANY_TENANTS,
     MAX_OPEN_BATCHES,
@@ -374,3 +376,40 @@ def test_many_tenants_share_a_batch_per_partition_past_the_open_cap() -> None:
         # Each record keeps its own tenant, for sp-tenant and per-tenant metrics.
         assert len(task.records.tenants) == task.size
         assert all(name.startswith("t") for name in task.records.tenants)
+
+
+def test_a_long_tail_of_tenants_shares_full_tasks_while_batches_keep_closing() -> None:
+    """Issue 16.3: under the cap, every slot a closed batch freed reopened for the next new
+    tenant, so 200k tenants still travelled as tasks of one record."""
+    h = _Harness("unordered", max_records=100, max_bytes=1_000_000, linger_s=0.005)
+    now = 0.0
+    for i in range(20_000):
+        if i % 500 == 0:
+            now += 0.01
+            h.batcher.flush_due(now, limit=4)  # workers free a few credits now and then
+        h.add(("in", i % 2), None, b"v", [("tenant", f"t{i}".encode())], now)
+    h.batcher.flush_due(now, force=True)
+    sizes = [t.size for t in h.emitted]
+    assert sum(sizes) == 20_000
+    singles = sum(1 for t in h.emitted if t.size == 1)
+    assert singles <= FEW_TENANTS, f"{singles} tasks of one record"
+    assert sum(sizes) / len(sizes) > 50
+
+
+def test_a_busy_tenant_keeps_its_own_batches_among_many() -> None:
+    h = _Harness("unordered", max_records=100, max_bytes=1_000_000, linger_s=60)
+    for i in range(10_000):
+        tenant = "whale" if i % 2 else f"t{i}"
+        h.add(("in", 0), None, b"v", [("tenant", tenant.encode())], 0.0)
+    h.batcher.flush_due(0.0, force=True)
+    whale = [t for t in h.emitted if t.tenant == "whale"]
+    assert sum(t.size for t in whale) >= 5_000 - BUSY_RECORDS
+    assert all(t.size == 100 for t in whale[:-1])
+
+
+def test_a_few_tenants_always_get_batches_of_their_own() -> None:
+    h = _Harness("unordered", max_records=100, max_bytes=1_000_000, linger_s=60)
+    for i in range(3 * FEW_TENANTS):
+        h.add(("in", 0), None, b"v", [("tenant", f"t{i % FEW_TENANTS}".encode())], 0.0)
+    h.batcher.flush_due(0.0, force=True)
+    assert {t.tenant for t in h.emitted} == {f"t{i}" for i in range(FEW_TENANTS)}
