@@ -238,7 +238,12 @@ def bench(**values: Any) -> None:
     kafka_values = {k: v for k, v in values.items() if k in KafkaSettings.model_fields}
     sys.exit(
         run_bench(
-            kafka_values, b.bench_count, b.bench_partitions, b.bench_data_dir, b.bench_transport
+            kafka_values,
+            b.bench_count,
+            b.bench_partitions,
+            b.bench_data_dir,
+            b.bench_transport,
+            b.bench_guarantee,
         )
     )
 

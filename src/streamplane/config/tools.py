@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from streamplane.config.base import Section
+from streamplane.config.plane import Guarantee
 
 
 class FaceSettings(Section):
@@ -155,4 +156,11 @@ class BenchSettings(Section):
     bench_transport: Literal["grpc", "mesh"] = Field(
         "grpc",
         description="mesh: also run the pipeline with tasks through MeshData nodes, and its ratio",
+    )
+    bench_guarantee: Guarantee = Field(
+        "at_least_once",
+        description=(
+            "exactly_once: also run the one-worker pipeline and a latency run with "
+            "PROCESSING_GUARANTEE=exactly_once (ratio_eos_to_alo, read_committed visibility)"
+        ),
     )

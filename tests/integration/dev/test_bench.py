@@ -40,6 +40,11 @@ REQUIRED_KEYS = {
     "worker_peak_rss_mb",
     "lost",
     "duplicates",
+    "eos_pipeline_msgs_per_s",
+    "ratio_eos_to_alo",
+    "eos_latency_p99_ms",
+    "eos_visibility_p50_ms",
+    "eos_visibility_p99_ms",
 }
 
 
@@ -47,6 +52,7 @@ def _command(bootstrap: str) -> list[str]:
     return [
         sys.executable, "-m", "streamplane.cli", "bench",
         "--count", str(COUNT), "--partitions", str(PARTITIONS), "--kafka-brokers", bootstrap,
+        "--guarantee", "exactly_once",
     ]  # fmt: skip
 
 
@@ -106,7 +112,7 @@ def test_figures_are_consistent(report: dict[str, Any]) -> None:
     assert 0 < report["latency_records"] <= COUNT
     assert report["latency_drain_s"] >= 0
     sizes = report["records_per_task"]
-    assert set(sizes) == {"pipeline1", "pipeline2", "latency"}
+    assert set(sizes) == {"pipeline1", "pipeline2", "latency", "eos1", "eos_latency"}
     assert all(0 < size <= COUNT for size in sizes.values()), sizes
     assert report["supervisor_peak_rss_mb"] > 0
     assert report["worker_peak_rss_mb"] > 0
@@ -157,3 +163,15 @@ def _alive(process: psutil.Process) -> bool:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_exactly_once_figures_are_consistent(report: dict[str, Any]) -> None:
+    """The transactional runs are verified under read_committed like the others (lost and
+    duplicates above count them), and every output became visible to the tail."""
+    assert report["guarantee"] == "exactly_once"
+    assert report["eos_pipeline_records"] > 0
+    ratio = report["eos_pipeline_msgs_per_s"] / report["pipeline_msgs_per_s"]
+    assert math.isclose(report["ratio_eos_to_alo"], ratio, rel_tol=1e-3, abs_tol=1e-4)
+    assert 0 <= report["eos_visibility_p50_ms"] <= report["eos_visibility_p99_ms"]
+    assert report["eos_visibility_p99_ms"] <= report["eos_visibility_max_ms"]
+    assert report["eos_visibility_records"] == report["eos_latency_records"] > 0

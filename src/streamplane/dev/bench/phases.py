@@ -56,6 +56,7 @@ from streamplane.dev.bench.progress import bar as progress_bar
 from streamplane.dev.bench.routes import Route
 from streamplane.dev.bench.rss import RssSampler
 from streamplane.dev.bench.verify import LatencyResult, Tally, read_until
+from streamplane.dev.bench.visibility import VisibilityTail
 from streamplane.dev.demo_events import events, produce_events
 from streamplane.exceptions import TransientError
 from streamplane.platform.kafka.admin import (
@@ -103,6 +104,8 @@ class Bench:
     rss: RssSampler
     prefix: str
     transport: str = "grpc"
+    # exactly_once: also the one-worker pipeline and the latency run under it.
+    guarantee: str = "at_least_once"
     # The embedded broker's JVM, whose CPU the runs count too (None: an external cluster).
     broker_pid: int | None = None
     topics: list[str] = field(default_factory=list)
@@ -155,11 +158,16 @@ class Bench:
                 "ratio_mesh_pipeline_to_pipeline": _ratio(mesh.rate, pipeline.rate),
                 "mesh_node_peak_rss_mb": self.rss.peak_mb("mesh-node"),
             }
+        eos_figures: dict[str, Any] = {}
+        eos_tallies: list[Tally] = []
+        if self.guarantee == "exactly_once":
+            eos_figures, eos_tallies = self.exactly_once(source, ends, pipeline)
         latency = self.latency(pipeline.rate)
         tallies = [self.verify(one, ends), self.verify(two, ends), self.verify_latency(latency)]
-        tallies += mesh_tallies
+        tallies += mesh_tallies + eos_tallies
         return {
             "transport": self.transport,
+            "guarantee": self.guarantee,
             **_rate("passthrough", passthrough),
             **_rate("pipeline", pipeline),
             **_rate("pipeline2", pipeline2),
@@ -167,6 +175,7 @@ class Bench:
             "ratio_pipeline2_to_passthrough": _ratio(pipeline2.rate, passthrough.rate),
             **cpu_figures(passthrough, pipeline, pipeline2),
             **mesh_figures,
+            **eos_figures,
             **latency.figures(),
             "supervisor_peak_rss_mb": self.rss.peak_mb("supervisor"),
             "worker_peak_rss_mb": self.rss.peak_mb("worker"),
@@ -228,7 +237,12 @@ class Bench:
 
     # -- 3 and 4. pipeline ------------------------------------------------------------
     def pipeline(
-        self, route: Route, ends: dict[int, int], workers: int, mesh: MeshLayout | None = None
+        self,
+        route: Route,
+        ends: dict[int, int],
+        workers: int,
+        mesh: MeshLayout | None = None,
+        supervisor_env: Mapping[str, str] | None = None,
     ) -> RunResult:
         """Run a supervisor and `workers` workers over the filled topic until committed.
 
@@ -236,7 +250,7 @@ class Bench:
         """
         with self.fleet(route) as fleet:
             if mesh is None:
-                fleet.start(workers)
+                fleet.start(workers, supervisor_env)
             else:
                 fleet.start_mesh(mesh)
                 fleet.start(workers, mesh.supervisor_env(), mesh.worker_env())
@@ -300,37 +314,86 @@ class Bench:
             time.sleep(max(POLL_S - (time.monotonic() - asked), 0.0))
 
     # -- 5. latency -------------------------------------------------------------------
-    def latency(self, max_rate: float | None) -> LatencyResult:
-        """Produce at half `max_rate` into a fresh topic through one supervisor and worker."""
+    def latency(
+        self,
+        max_rate: float | None,
+        name: str = "latency",
+        supervisor_env: Mapping[str, str] | None = None,
+        tail: bool = False,
+    ) -> LatencyResult:
+        """Produce at half `max_rate` into a fresh topic through one supervisor and worker.
+
+        With `tail`, a read_committed reader tails the output meanwhile and the result
+        holds each record's delay from its write to that reader seeing it.
+        """
         if not max_rate:
-            raise BenchError("the one-worker pipeline run measured no throughput")
+            raise BenchError(f"the pipeline run before {name} measured no throughput")
         rate = max_rate / 2
-        source = f"{self.prefix}.latency.in"
+        source = f"{self.prefix}.{name}.in"
         self.topics.append(source)
         ensure_topics(self.kafka, {source: self.partitions})
-        route = self.route("latency", source)
+        route = self.route(name, source)
         count = max(1, min(self.count, int(rate * LATENCY_SECONDS)))
         # Made before the clock starts, so the pacing loop only produces: generating
         # ~25 us of JSON per event here would take CPU from the pipeline under test.
         batch = list(events(count, TENANTS, USERS, 0.0, SEED + 1))
         with self.fleet(route) as fleet:
-            fleet.start(1)
+            fleet.start(1, supervisor_env)
             fleet.wait_ready(1)
+            visible = (
+                VisibilityTail(self.kafka, route.output, self.partitions, f"{route.group}.tail")
+                if tail
+                else None
+            )
+            if visible is not None:
+                visible.start()
             # librdkafka's default linger (5 ms): the input's timestamp is taken at
             # produce(), so a longer linger would count as pipeline latency.
             producer = DurableProducer({**self.kafka, "linger.ms": 5})
-            with progress_bar("latency", count) as bar:
+            with progress_bar(name, count) as bar:
                 produce_events(producer, source, iter(batch), rate, on_progress=advance(bar))
                 bar.update(count - bar.n)
             produced = time.monotonic()
             ends = end_offsets(self.kafka, source)
-            with progress_bar("latency drain", count) as bar:
+            with progress_bar(f"{name} drain", count) as bar:
                 drained = self.wait_committed(route, ends, fleet, bar)
             self.note_task_size(route, fleet)
+            if visible is not None:
+                visible.finish(count)
         # Seconds the pipeline needed after the last event was written; well above the
         # commit interval means it did not keep up with the rate.
         drain_s = drained - produced
-        return LatencyResult(rate, count, drain_s, route, Tally.expecting(source, ends))
+        result = LatencyResult(rate, count, drain_s, route, Tally.expecting(source, ends))
+        result.visibility = visible
+        return result
+
+    # -- exactly_once (--guarantee exactly_once) ----------------------------------------
+    def exactly_once(
+        self, source: str, ends: dict[int, int], alo: RunResult
+    ) -> tuple[dict[str, Any], list[Tally]]:
+        """The one-worker pipeline and the latency run under PROCESSING_GUARANTEE=exactly_once.
+
+        The verification reads under read_committed (librdkafka's default), so the
+        tallies count what a transactional reader sees.
+        """
+        route = self.route("eos1", source)
+        eos = self.pipeline(route, ends, workers=1, supervisor_env=EXACTLY_ONCE)
+        latency = self.latency(eos.rate, "eos_latency", EXACTLY_ONCE, tail=True)
+        tallies = [self.verify(route, ends), self.verify_latency(latency)]
+        late = latency.figures()
+        figures: dict[str, Any] = {
+            **_rate("eos_pipeline", eos),
+            "ratio_eos_to_alo": _ratio(eos.rate, alo.rate),
+            "eos_supervisor_cpu_us_per_record": eos.cpu_us.get("supervisor"),
+            "eos_worker_cpu_us_per_record": eos.cpu_us.get("worker"),
+            "eos_broker_cpu_us_per_record": eos.cpu_us.get("broker"),
+            "eos_latency_records": late["latency_records"],
+            "eos_latency_p50_ms": late["latency_p50_ms"],
+            "eos_latency_p99_ms": late["latency_p99_ms"],
+        }
+        if latency.visibility is not None:
+            figures.update(latency.visibility.figures("eos_visibility"))
+        return figures, tallies
 
     def note_task_size(self, route: Route, fleet: Fleet) -> None:
         """Record the run's mean records per task, from the supervisor's status."""
@@ -368,6 +431,8 @@ class Bench:
                 "group.id": f"{self.prefix}.reader",
                 "enable.auto.commit": False,
                 "fetch.queue.backoff.ms": 10,
+                # exactly_once topics end in a commit marker, never delivered as a record.
+                "enable.partition.eof": True,
             }
         )
         try:
@@ -393,6 +458,9 @@ class Bench:
             logger.warning(
                 "could not delete a bench topic", extra={"topic": topic, "error": str(error)}
             )
+
+
+EXACTLY_ONCE = {"PROCESSING_GUARANTEE": "exactly_once"}
 
 
 def _rate(name: str, result: RunResult) -> dict[str, float | int | None]:

@@ -38,6 +38,7 @@ def run_bench(
     partitions: int,
     data_dir: Path | None,
     transport: str = "grpc",
+    guarantee: str = "at_least_once",
 ) -> int:
     """Run every phase and print one JSON line; the body of `streamplane bench`.
 
@@ -47,6 +48,7 @@ def run_bench(
         partitions: Partitions of the input topic.
         data_dir: Folder for the embedded broker (default: a temp dir, removed after).
         transport: "mesh" adds the MeshData pipeline run and its ratio to the gRPC one.
+        guarantee: "exactly_once" adds the transactional pipeline and latency runs.
 
     Returns:
         0 on success; 1 when the bench failed or the pipeline lost records; 130 when
@@ -57,7 +59,7 @@ def run_bench(
     keep_logs = False
     try:
         with _sigterm_as_interrupt():
-            report = _bench(values, count, partitions, data_dir, workdir, transport)
+            report = _bench(values, count, partitions, data_dir, workdir, transport, guarantee)
         print(json.dumps(report), flush=True)  # the one line stdout carries
         if report["lost"]:
             keep_logs = True
@@ -82,6 +84,7 @@ def _bench(
     data_dir: Path | None,
     workdir: Path,
     transport: str = "grpc",
+    guarantee: str = "at_least_once",
 ) -> dict[str, Any]:
     """Start or reach Kafka, run the phases, and return the report."""
     with contextlib.ExitStack() as stack:
@@ -94,7 +97,9 @@ def _bench(
         settings = load_settings(**{**values, "kafka_brokers": brokers})
         _check_reachable(settings)
         rss = stack.enter_context(RssSampler(RSS_SAMPLE_S))
-        bench = Bench(settings, count, partitions, workdir, rss, _run_prefix(), transport)
+        bench = Bench(
+            settings, count, partitions, workdir, rss, _run_prefix(), transport, guarantee
+        )
         bench.broker_pid = broker.pid if embedded else None
         if data_dir is not None or not embedded:
             # A temp-dir broker disappears with its topics; anything else keeps them.

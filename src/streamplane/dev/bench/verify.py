@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from tqdm import tqdm
 
     from streamplane.dev.bench.routes import Route
+    from streamplane.dev.bench.visibility import VisibilityTail
     from streamplane.platform.kafka.consumer import GroupConsumer
 
 __all__ = ["LatencyResult", "Tally", "percentile", "read_until"]
@@ -80,6 +81,8 @@ class LatencyResult:
     route: Route
     tally: Tally
     latencies_ms: list[int] = field(default_factory=list)
+    # The read_committed tail of the run, when it had one (exactly_once).
+    visibility: VisibilityTail | None = None
 
     def visit(self, message: Any) -> None:
         """Take one output record's latency and count it in the tally."""
@@ -114,11 +117,21 @@ def read_until(
     visit: Callable[[Any], None],
     bar: tqdm[NoReturn],
 ) -> None:
-    """Consume assigned partitions until each reaches its end offset."""
+    """Consume assigned partitions until each reaches its end offset.
+
+    A transactional topic's end offset lies past its last record (the commit marker),
+    so a partition also counts as read when the consumer reports its end there (the
+    consumer needs ``enable.partition.eof``).
+    """
     remaining = dict(ends)
     idle_since = time.monotonic()
+
+    def at_end(partition: int, offset: int) -> None:
+        if offset >= remaining.get(partition, math.inf):
+            remaining.pop(partition, None)
+
     while remaining:
-        messages = consumer.consume(10_000, 0.5)
+        messages = consumer.consume(10_000, 0.5, on_eof=at_end)
         if not messages and time.monotonic() - idle_since > STALL_TIMEOUT_S:
             raise BenchError(f"reading back stalled with partitions {sorted(remaining)} unread")
         for message in messages:
