@@ -16,6 +16,7 @@ import orjson
 
 from streamplane.dev.bench.exceptions import BenchError
 from streamplane.dev.bench.limits import STALL_TIMEOUT_S
+from streamplane.dev.bench.percentiles import percentile
 from streamplane.platform import headers as h
 
 if TYPE_CHECKING:
@@ -102,13 +103,6 @@ class LatencyResult:
             "latency_p99_ms": percentile(ordered, 99),
             "latency_max_ms": ordered[-1] if ordered else None,
         }
-
-
-def percentile(ordered: list[int], q: float) -> int | None:
-    """The nearest-rank percentile of sorted values (None when there are none)."""
-    if not ordered:
-        return None
-    return ordered[min(len(ordered) - 1, max(math.ceil(q / 100 * len(ordered)) - 1, 0))]
 
 
 def read_until(

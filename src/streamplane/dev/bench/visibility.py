@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from streamplane.dev.bench.verify import percentile
+from streamplane.dev.bench.percentiles import percentile
 from streamplane.platform.kafka.consumer import BEGINNING, GroupConsumer
 
 __all__ = ["VisibilityTail"]
