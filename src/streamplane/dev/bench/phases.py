@@ -53,6 +53,7 @@ from streamplane.dev.bench.limits import (
 from streamplane.dev.bench.passthrough import copy_all
 from streamplane.dev.bench.progress import advance
 from streamplane.dev.bench.progress import bar as progress_bar
+from streamplane.dev.bench.readers import reader_config
 from streamplane.dev.bench.routes import Route
 from streamplane.dev.bench.rss import RssSampler
 from streamplane.dev.bench.verify import LatencyResult, Tally, read_until
@@ -424,16 +425,9 @@ class Bench:
         ends = {p: end for p, end in end_offsets(self.kafka, topic).items() if end > 0}
         if not ends:
             return
+        # exactly_once topics end in a commit marker, never delivered as a record.
         consumer = GroupConsumer(
-            {
-                **self.kafka,
-                # Assigned partitions, no join and no commit; the id is only required.
-                "group.id": f"{self.prefix}.reader",
-                "enable.auto.commit": False,
-                "fetch.queue.backoff.ms": 10,
-                # exactly_once topics end in a commit marker, never delivered as a record.
-                "enable.partition.eof": True,
-            }
+            reader_config(self.kafka, f"{self.prefix}.reader", **{"enable.partition.eof": True})
         )
         try:
             consumer.assign({(topic, p): BEGINNING for p in ends})

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from streamplane.dev.bench.percentiles import percentile
+from streamplane.dev.bench.readers import reader_config
 from streamplane.platform.kafka.consumer import BEGINNING, GroupConsumer
 
 __all__ = ["VisibilityTail"]
@@ -26,14 +27,9 @@ class VisibilityTail:
 
     def __init__(self, kafka: dict[str, str], topic: str, partitions: int, group: str) -> None:
         self._consumer = GroupConsumer(
-            {
-                **kafka,
-                "group.id": group,  # assigned partitions, no join: the id is only required
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "fetch.queue.backoff.ms": 10,
-                "fetch.wait.max.ms": 10,
-            }
+            reader_config(
+                kafka, group, **{"isolation.level": "read_committed", "fetch.wait.max.ms": 10}
+            )
         )
         self._consumer.assign({(topic, p): BEGINNING for p in range(partitions)})
         self.delays_ms: list[int] = []

@@ -106,7 +106,7 @@ class Batcher:
         current = self._open.get(slot)
         shared = False
         if lane is None:
-            seen = self._window(now)
+            seen = self._seen
             seen[tenant] = seen.get(tenant, 0) + 1
             if current is None and (
                 len(self._open) >= self._max_open or not self._may_open(tenant)
@@ -142,11 +142,11 @@ class Batcher:
             del self._open[slot]
             self._emit(task)
 
-    def _window(self, now: float) -> dict[str, int]:
-        """The current window's record counts per tenant (a new one every TENANT_WINDOW_S)."""
+    def _roll_window(self, now: float) -> None:
+        # Once per source loop, not per record: between two loops at most one consume
+        # batch of records lands, so the table stays bounded all the same.
         if now - self._window_start >= TENANT_WINDOW_S or len(self._seen) >= MAX_WINDOW_TENANTS:
             self._before, self._seen, self._window_start = self._seen, {}, now
-        return self._seen
 
     def _may_open(self, tenant: str) -> bool:
         """Whether a tenant without an open batch gets one of its own."""
@@ -168,6 +168,7 @@ class Batcher:
 
     def flush_stale(self, now: float) -> int:
         """Close every batch older than `max_age_s`; returns how many."""
+        self._roll_window(now)
         if self._max_age_s is None:
             return 0
         return self._close_older(now - self._max_age_s, None, False)

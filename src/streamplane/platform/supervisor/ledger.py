@@ -7,7 +7,7 @@ revoked (or re-assigned since) is no longer current, and its outcome moves no of
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from streamplane.platform.supervisor.completed_offsets import Skips
@@ -64,27 +64,26 @@ class Ledger:
 
     def committable(self, tps: set[TopicPartition] | None = None) -> dict[TopicPartition, int]:
         """Offset safe to commit per partition (only partitions with something consumed)."""
-        result: dict[TopicPartition, int] = {}
-        for tp, tracker in self._trackers.items():
-            if tps is not None and tp not in tps:
-                continue
-            offset = tracker.committable()
-            if offset is not None:
-                result[tp] = offset
-        return result
+        return {tp: offset for tp, _, offset in self._committable(tps)}
 
     def commit_points(
         self, tps: set[TopicPartition] | None = None
     ) -> dict[TopicPartition, CommitPoint]:
         """Offset and metadata (what is complete above it) to commit per partition."""
-        result: dict[TopicPartition, CommitPoint] = {}
+        return {
+            tp: CommitPoint(offset, tracker.commit_metadata())
+            for tp, tracker, offset in self._committable(tps)
+        }
+
+    def _committable(
+        self, tps: set[TopicPartition] | None
+    ) -> Iterator[tuple[TopicPartition, OffsetTracker, int]]:
         for tp, tracker in self._trackers.items():
             if tps is not None and tp not in tps:
                 continue
             offset = tracker.committable()
             if offset is not None:
-                result[tp] = CommitPoint(offset, tracker.commit_metadata())
-        return result
+                yield tp, tracker, offset
 
     @property
     def pending_records(self) -> int:
