@@ -11,11 +11,15 @@ field         JSON type                     notes
 ============  ============================  ==========================================
 event_id      string                        required
 tenant        string                        required
-user_id       string                        required
+user_id       string or integer             required; an integer becomes its decimal
+                                            string (``7`` is ``"7"``); a boolean or a
+                                            float is an error
 event_type    string                        required
 value         number                        required; a boolean is not a number
 ts            integer                       required; epoch ms, must fit in int64;
-                                            ``1.0`` is not an integer
+                                            ``1.0`` is not an integer, and a float
+                                            that looks like epoch seconds gets a
+                                            reason that says so
 skill         string or null                optional; absent means null
 ============  ============================  ==========================================
 

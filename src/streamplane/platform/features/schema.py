@@ -126,6 +126,10 @@ def _parse_one(index: int, raw: bytes) -> tuple[Any, ...] | RecordError:
     except KeyError:
         return RecordError(index, "schema", _schema_reason(obj))
     skill = obj.get(OPTIONAL_FIELD)
+    if type(row[2]) is int:
+        # Producers commonly send numeric user ids: an integer (never a boolean or a
+        # float, whose text is ambiguous) becomes its decimal string, documented in base.
+        row = (*row[:2], str(row[2]), *row[3:])
     # Exact type checks, not isinstance: bool is a subclass of int and must not pass as a
     # number. orjson yields only exact built-in types, so this loses nothing.
     if (
@@ -175,17 +179,32 @@ def _schema_reason(obj: dict[str, Any]) -> str:
             return f"field {field!r} is null"
         expected, type_ok = _FIELD_TYPES.get(field, _STRING)
         if not type_ok(field_value):
-            return f"field {field!r} must be {expected}, got {_json_type(field_value)}"
+            return f"field {field!r} must be {expected}, got {_json_type(field_value)}" + (
+                _seconds_hint(field_value) if field == "ts" else ""
+            )
     if not _INT64_MIN <= obj["ts"] <= _INT64_MAX:
         return "field 'ts' does not fit in a 64-bit integer"
     got = _json_type(obj[OPTIONAL_FIELD])
     return f"field {OPTIONAL_FIELD!r} must be a string or null, got {got}"
 
 
+# Below this a numeric ts is more likely epoch seconds than milliseconds: 1e11 ms is
+# 1973-03-03, 1e11 s is the year 5138.
+_SECONDS_BELOW: Final = 1e11
+
+
+def _seconds_hint(ts: object) -> str:
+    """Tell a producer that sends epoch seconds what to send instead."""
+    if type(ts) is not float or not abs(ts) < _SECONDS_BELOW:
+        return ""
+    return f" ({ts!r} looks like epoch seconds: send round(seconds * 1000))"
+
+
 _STRING: Final = ("a string", lambda v: type(v) is str)
 _FIELD_TYPES: Final[dict[str, tuple[str, Callable[[object], bool]]]] = {
+    "user_id": ("a string or an integer", lambda v: type(v) is str or type(v) is int),
     "value": ("a number", lambda v: type(v) is int or type(v) is float),
-    "ts": ("an integer", lambda v: type(v) is int),
+    "ts": ("an integer of epoch milliseconds", lambda v: type(v) is int),
 }
 
 

@@ -16,7 +16,11 @@ values = st.one_of(
     st.integers(min_value=-(2**63), max_value=2**64 - 1),
 )
 # A few shared user ids, so the per-user window features see groups larger than one.
-user_ids = st.one_of(st.sampled_from(["alice", "bob", "carol"]), st.text(max_size=8))
+user_ids = st.one_of(
+    st.sampled_from(["alice", "bob", "carol"]),
+    st.text(max_size=8),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+)
 
 
 @st.composite
@@ -48,6 +52,8 @@ def schema_errors(draw: st.DrawFn) -> bytes:
         "ts": st.one_of(
             st.floats(allow_nan=False, allow_infinity=False), st.just("1"), st.just(True)
         ),
+        # an integer user id is coerced to its string, so only non-integers are wrong
+        "user_id": st.one_of(st.none(), st.floats(allow_nan=False), st.booleans()),
     }.get(field, st.one_of(st.none(), st.integers(), st.booleans()))
     if draw(st.booleans()):
         return encode(without(obj, field))[0]

@@ -9,6 +9,9 @@ from streamplane.platform.features import FeatureEngine, RecordError
 from .events import encode, event, rows, run, without
 
 
+MS = "field 'ts' must be an integer of epoch milliseconds,"
+
+
 def only_error(engine: FeatureEngine, value: bytes) -> RecordError:
     """Transform a bad record between two good ones and return its error."""
     good = encode(event(event_id="before"), event(event_id="after"))
@@ -77,13 +80,25 @@ def test_null_required_field(engine: FeatureEngine, field: str) -> None:
         ("value", True, "field 'value' must be a number, got boolean"),
         ("value", False, "field 'value' must be a number, got boolean"),
         ("value", [1], "field 'value' must be a number, got array"),
-        ("ts", 1.0, "field 'ts' must be an integer, got number"),
-        ("ts", 1.5e12, "field 'ts' must be an integer, got number"),
-        ("ts", "1700000000000", "field 'ts' must be an integer, got string"),
-        ("ts", True, "field 'ts' must be an integer, got boolean"),
+        (
+            "ts",
+            1.0,
+            f"{MS} got number (1.0 looks like epoch seconds: send round(seconds * 1000))",
+        ),
+        (
+            "ts",
+            1_700_000_000.25,
+            f"{MS} got number (1700000000.25 looks like epoch seconds: "
+            "send round(seconds * 1000))",
+        ),
+        ("ts", 1.5e12, f"{MS} got number"),
+        ("ts", "1700000000000", f"{MS} got string"),
+        ("ts", True, f"{MS} got boolean"),
         ("ts", 2**63, "field 'ts' does not fit in a 64-bit integer"),
-        ("ts", -(2**63) - 1, "field 'ts' must be an integer, got number"),  # orjson: a float
-        ("user_id", 7, "field 'user_id' must be a string, got integer"),
+        ("ts", -(2**63) - 1, f"{MS} got number"),  # orjson reads it as a float
+        ("user_id", 7.0, "field 'user_id' must be a string or an integer, got number"),
+        ("user_id", True, "field 'user_id' must be a string or an integer, got boolean"),
+        ("user_id", ["u"], "field 'user_id' must be a string or an integer, got array"),
         ("event_id", {"id": 1}, "field 'event_id' must be a string, got object"),
         ("tenant", False, "field 'tenant' must be a string, got boolean"),
         ("skill", 3, "field 'skill' must be a string or null, got integer"),
@@ -95,6 +110,20 @@ def test_wrong_types_are_schema_errors(
 ) -> None:
     [value] = encode(event(**{field: bad}))
     assert only_error(engine, value) == RecordError(1, "schema", reason)
+
+
+@pytest.mark.parametrize(
+    ("user_id", "text"), [(7, "7"), (-3, "-3"), (0, "0"), (2**64 - 1, str(2**64 - 1))]
+)
+def test_an_integer_user_id_becomes_its_decimal_string(
+    engine: FeatureEngine, user_id: int, text: str
+) -> None:
+    batch = run(engine, encode(event(user_id=user_id), event(user_id=text)))
+    assert batch.errors == []
+    first, second = rows(batch)
+    assert first["user_id"] == second["user_id"] == text
+    # the same user either way, so the per-user window features count them together
+    assert first["user_events_in_batch"] == 2
 
 
 def test_a_tombstone_is_a_parse_error(engine: FeatureEngine) -> None:
