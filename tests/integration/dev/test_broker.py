@@ -9,9 +9,11 @@ import sys
 import threading
 from pathlib import Path
 
+import psutil
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from streamplane import processes
 from streamplane.dev.broker import EmbeddedBroker, ensure_jars
 from streamplane.platform.kafka.admin import committed_offsets, ensure_topics, topic_partitions
 from streamplane.platform.kafka.exceptions import BrokerStartError
@@ -127,6 +129,38 @@ def test_a_broker_that_exits_early_reports_its_log(kafka_bootstrap: str, tmp_pat
         assert not broker.is_running
     finally:
         broker.stop()
+
+
+def test_a_second_broker_on_a_data_dir_in_use_fails_naming_the_lock(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # On the same port the first broker answers with the same cluster id, so a check of
+    # the answer alone would report the second as ready while the first serves.
+    with EmbeddedBroker(tmp_path / "shared", port=0) as first:
+        second = EmbeddedBroker(tmp_path / "shared", port=first.port)
+        with pytest.raises(BrokerStartError, match=rf"is in use: .*\(pid {first.pid}\)"):
+            second.start(timeout=120)
+        assert not second.is_running
+        ensure_topics(_conf(first.bootstrap), {unique_name("still-first"): 1})
+
+
+def test_sigkill_of_the_broker_command_takes_its_jvm_along(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "orphan"
+    argv = processes.streamplane_argv("broker", "--data-dir", str(data_dir), "--port", "0")
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as wrapper:
+        assert wrapper.stdout is not None
+        line = wrapper.stdout.readline()
+        assert line.startswith("bootstrap: "), line
+        (jvm,) = psutil.Process(wrapper.pid).children()
+        wrapper.kill()
+        wrapper.wait(timeout=30)
+    _, alive = psutil.wait_procs([jvm], timeout=60)
+    assert not alive, f"the JVM {jvm.pid} outlived its wrapper"
+    # Its lock went with it: the data dir starts again, topics and all.
+    with EmbeddedBroker(data_dir, port=0) as again:
+        ensure_topics(_conf(again.bootstrap), {unique_name("after-orphan"): 1})
 
 
 def test_cached_jars_need_no_maven(

@@ -8,6 +8,7 @@ the cluster metadata. The data dir is made absolute once, in the constructor.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import signal
@@ -153,6 +154,7 @@ class EmbeddedBroker:
         classpath = f"{libs}{os.sep}*"
         if not kraft.is_formatted(data_dir):
             kraft.format_log_dir(data_dir, java, classpath, properties, log4j)
+        _check_log_dir_free(data_dir / kraft.LOG_DIR_NAME)
 
         command = [
             java,
@@ -173,9 +175,16 @@ class EmbeddedBroker:
             str(properties),
         ]
         # The JVM gets its own session so a Ctrl-C in the terminal reaches only us, and
-        # we stop the broker in order instead of it dying mid-test.
+        # we stop the broker in order instead of it dying mid-test. It gets SIGTERM when
+        # we die, even by SIGKILL, so no orphan JVM keeps serving the data dir (Linux
+        # sends it when the *thread* that started it ends: start from a lasting thread).
         self._process = processes.spawn(
-            command, output=self._log_file, append=True, cwd=data_dir, own_session=True
+            command,
+            output=self._log_file,
+            append=True,
+            cwd=data_dir,
+            own_session=True,
+            die_with_parent=True,
         )
         self._port = port
         self._controller_port = controller_port
@@ -270,3 +279,42 @@ class EmbeddedBroker:
             # Waiting on the process doubles as the poll interval and notices an early exit.
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=min(0.2, max(deadline - time.monotonic(), 0.01)))
+
+
+def _check_log_dir_free(log_dir: Path) -> None:
+    """Fail when another process (an orphan JVM, a second broker) serves this log dir.
+
+    Kafka holds a POSIX lock on ``<log dir>/.lock`` while it runs. A JVM started on a
+    locked dir would exit, but only after our readiness probe might have seen the other
+    broker answer on the same port with the same cluster id and reported it as ours.
+    """
+    lock = log_dir / ".lock"
+    if not lock.exists():
+        return
+    with lock.open("rb+") as handle:
+        try:
+            # lockf is fcntl(F_SETLK), the lock Java's FileChannel.tryLock takes on Linux.
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _lock_holder(lock)
+            raise BrokerStartError(
+                f"the data dir {log_dir.parent} is in use: another process"
+                f"{f' (pid {holder})' if holder else ''} holds Kafka's lock on {lock}; "
+                "stop it, or start this broker on another --data-dir"
+            ) from None
+        fcntl.lockf(handle, fcntl.LOCK_UN)
+
+
+def _lock_holder(lock: Path) -> int | None:
+    """The pid holding a POSIX lock on ``lock``, from /proc/locks (Linux), if known."""
+    try:
+        inode = lock.stat().st_ino
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        # "1: POSIX  ADVISORY  WRITE 4242 08:01:1234567 0 EOF"
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "POSIX" and fields[5].endswith(f":{inode}"):
+            return int(fields[4]) if fields[4].isdigit() else None
+    return None
