@@ -8,7 +8,6 @@ from streamplane.platform.features import FeatureEngine, RecordError
 
 from .events import encode, event, rows, run, without
 
-
 MS = "field 'ts' must be an integer of epoch milliseconds,"
 
 
@@ -88,8 +87,7 @@ def test_null_required_field(engine: FeatureEngine, field: str) -> None:
         (
             "ts",
             1_700_000_000.25,
-            f"{MS} got number (1700000000.25 looks like epoch seconds: "
-            "send round(seconds * 1000))",
+            f"{MS} got number (1700000000.25 looks like epoch seconds: send round(seconds * 1000))",
         ),
         ("ts", 1.5e12, f"{MS} got number"),
         ("ts", "1700000000000", f"{MS} got string"),
