@@ -97,6 +97,18 @@ def run_statuses(home: Path) -> dict[str, list[DagsterRunStatus]]:
         return statuses
 
 
+def failures(home: Path) -> str:
+    """Why each failed run failed, from its event log (for the assertion message)."""
+    lines = []
+    with DagsterInstance.from_config(str(home)) as instance:
+        for run in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.FAILURE])):
+            for entry in instance.all_logs(run.run_id):
+                event = entry.dagster_event
+                if event is not None and event.is_failure:
+                    lines.append(f"{run.job_name} {run.run_id}: {entry.message}")
+    return "\n".join(lines)
+
+
 @pytest.mark.timeout(900)
 def test_make_run_starts_the_dagster_face_and_stops_cleanly(tmp_path: Path) -> None:
     require_defaults_free(9092, UI_PORT, 7000, 8080)
@@ -149,7 +161,9 @@ def test_make_run_starts_the_dagster_face_and_stops_cleanly(tmp_path: Path) -> N
     statuses = run_statuses(home)
     print(f"runs after the stop: {statuses}")
     bad = {job: [s for s in ss if s in BAD_AFTER_STOP] for job, ss in statuses.items()}
-    assert not any(bad.values()), f"runs left unfinished or failed by the stop: {statuses}"
+    assert not any(bad.values()), (
+        f"runs left unfinished or failed by the stop: {statuses}\n{failures(home)}\n{tail()}"
+    )
     wait_until(
         lambda: not leftovers(clone),
         30,

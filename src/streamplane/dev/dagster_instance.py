@@ -132,25 +132,52 @@ def restore_instigators(home: Path) -> int:
     return restored
 
 
-def _cancel(instance: DagsterInstance, statuses: list[DagsterRunStatus], role: str | None) -> int:
-    """Terminate the runs of ``role`` (any role: None) in ``statuses``; returns how many."""
-    tags = {"streamplane/role": role} if role else {}
-    runs = instance.get_runs(RunsFilter(statuses=statuses, tags=tags))
-    for run in runs:
-        try:
-            instance.run_coordinator.cancel_run(run.run_id)
-        except Exception as exc:  # shutting down: report it and go on
-            print(f"could not terminate run {run.run_id}: {exc}", flush=True)
-    return len(runs)
+_QUEUED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
+_STARTED = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 
 
-def _wait_until_done(instance: DagsterInstance, deadline: float, role: str | None = None) -> bool:
-    tags = {"streamplane/role": role} if role else {}
-    while instance.get_runs_count(RunsFilter(statuses=_ACTIVE, tags=tags)):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.25)
-    return True
+class _Stopper:
+    """Terminates runs, reporting each run it could not terminate once."""
+
+    def __init__(self, instance: DagsterInstance) -> None:
+        self.instance = instance
+        self.reported: set[str] = set()
+
+    def cancel(self, statuses: list[DagsterRunStatus], role: str | None) -> int:
+        """Terminate the runs of ``role`` (any role: None) in ``statuses``; returns how many."""
+        runs = self.instance.get_runs(RunsFilter(statuses=statuses, tags=_role_tags(role)))
+        for run in runs:
+            try:
+                self.instance.run_coordinator.cancel_run(run.run_id)
+            except Exception as exc:  # shutting down: report it and go on
+                if run.run_id not in self.reported:
+                    self.reported.add(run.run_id)
+                    print(f"could not terminate run {run.run_id}: {exc}", flush=True)
+        return len(runs)
+
+    def drain(self, until: float, role: str | None, terminate: bool = True) -> bool:
+        """Wait until no run of ``role`` is active; False if ``until`` passed first.
+
+        Every poll cancels the queued runs of any role, and (``terminate``) terminates
+        the started runs of ``role``: a sensor tick that was under way when the sensors
+        stopped can still submit a run, which the queue would start as soon as the run
+        it replaces has drained, and which would then be killed with Dagster and marked
+        failed.
+        """
+        while True:
+            self.cancel(_QUEUED, None)
+            if terminate:
+                self.cancel(_STARTED, role)
+            active = RunsFilter(statuses=_ACTIVE, tags=_role_tags(role))
+            if not self.instance.get_runs_count(active):
+                return True
+            if time.monotonic() >= until:
+                return False
+            time.sleep(0.25)
+
+
+def _role_tags(role: str | None) -> dict[str, str]:
+    return {"streamplane/role": role} if role else {}
 
 
 def cancel_active_runs(home: Path, timeout: float = RUNS_STOP_S) -> None:
@@ -159,23 +186,18 @@ def cancel_active_runs(home: Path, timeout: float = RUNS_STOP_S) -> None:
     Queued runs are canceled at once. Supervisor runs are terminated first and drain
     while their workers still take acks (a worker gone first would leave the
     supervisor's drain waiting for acks that never come); then worker runs, which have
-    nothing left to do. Other runs (the snapshot) are short: they finish, and only one
-    still running near the deadline is terminated. Runs that appear meanwhile (a tick
-    that was under way when the sensors stopped) are handled the same way.
+    nothing left to do. Other runs (the snapshot) are short: they may finish until ten
+    seconds before the deadline, when what is left is terminated. Runs that appear
+    meanwhile (a tick that was under way when the sensors stopped) are handled the same
+    way, at every poll.
     """
     deadline = time.monotonic() + timeout
-    started = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
-    queued = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
     with DagsterInstance.from_config(str(home)) as instance:
-        while True:
-            _cancel(instance, queued, None)
-            if _cancel(instance, started, "supervisor"):
-                _wait_until_done(instance, deadline, "supervisor")
-            _cancel(instance, started, "worker")
-            _wait_until_done(instance, min(deadline, time.monotonic() + 5.0), "worker")
-            if _wait_until_done(instance, deadline - 10.0) or time.monotonic() >= deadline:
-                break
-            _cancel(instance, started, None)  # close to the deadline: a snapshot too
-        if not _wait_until_done(instance, deadline):
+        stopper = _Stopper(instance)
+        stopper.drain(deadline, "supervisor")
+        stopper.drain(min(deadline, time.monotonic() + 5.0), "worker")
+        if not stopper.drain(deadline - 10.0, None, terminate=False):
+            stopper.drain(deadline, None)
+        if instance.get_runs_count(RunsFilter(statuses=_ACTIVE)):
             left = instance.get_runs(RunsFilter(statuses=_ACTIVE))
             print(f"runs still active after {timeout:.0f} s: {[r.run_id for r in left]}")
