@@ -1,5 +1,6 @@
-"""Hostile input against real processes: a record too large for its own dead letter, and
-Hellos that try to forge log lines or declare absurd credit.
+"""Hostile input against real processes: a record too large for its own dead letter, a
+mix of hostile records over six partitions, and Hellos that try to forge log lines or
+declare absurd credit.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import grpc
 import orjson
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamplane.dev.demo_events import make_event
 from streamplane.platform import headers as h
@@ -122,3 +124,96 @@ def test_hostile_hellos_are_refused_and_logged_on_one_line(procs: Processes, sta
     for line in sup.log().splitlines():
         assert not line.startswith(forged), "a Hello forged a log line"
         assert len(line) < 10_000, line[:200]
+
+
+# The input topic takes records up to 3 MB; the output and dead-letter topics keep the
+# broker's default of 1 MB, so copies of the biggest records fit in neither.
+BIG_TOPIC_BYTES = 3_000_000
+HOSTILE_PARTITIONS = 6
+HOSTILE_TENANTS = 10_000
+
+
+def _event(rng: random.Random, index: int, **fields: object) -> bytes:
+    event = orjson.loads(make_event(rng, index, HOSTILE_TENANTS, 50, bad=False).value)
+    return orjson.dumps({**event, **fields})
+
+
+def _hostile_values(rng: random.Random) -> list[tuple[bytes | None, bytes | None, bool]]:
+    """(key, value, valid) of each hostile record; valid ones must reach the output."""
+    good = _event(rng, 0)
+    nested = 100_000
+    return [
+        (b"big-1", _event(rng, 1, note="n" * 900_000), True),
+        (b"big-2", _event(rng, 2, note="n" * 1_200_000), True),
+        (b"garbage-1", b"\xff" * 999_000, False),
+        (b"garbage-2", b"g" * 1_500_000, False),
+        (b"empty", b"", False),
+        (None, None, False),  # a tombstone with a null key
+        (None, good, True),  # a null key on a valid event
+        (b"binary", rng.randbytes(256), False),
+        (b"nested-list", b"[" * nested + b"]" * nested, False),
+        (b"nested-object", b'{"a":' * nested + b"1" + b"}" * nested, False),
+        (b"nan", good[:-1] + b',"value":NaN}', False),
+        (b"infinity", good.replace(b'"value":', b'"value":Infinity,"x":', 1), False),
+        (b"overflow", good.replace(b'"value":', b'"value":1e999,"x":', 1), False),
+        (b"not-an-object", b"[1,2,3]", False),
+        (b"a-number", b"42", False),
+        (b"null", b"null", False),
+        (b"user-list", _event(rng, 3, user_id=["u"]), False),
+        (b"ts-string", _event(rng, 4, ts="yesterday"), False),
+        (b"tenant-number", _event(rng, 5, tenant=5), False),
+        (b"bad-utf8", _event(rng, 6, user_id="u").replace(b'"u"', b'"\xc3\x28"', 1), False),
+        # Fields the schema does not name are ignored unread (README), bytes and all.
+        (b"bad-utf8-ignored", good.replace(b'"demo"', b'"\xc3\x28"', 1), True),
+        (b"many-keys", orjson.dumps({f"k{i}": i for i in range(50_000)}), False),
+    ]
+
+
+def test_a_hostile_mix_over_six_partitions_is_all_accounted_for(
+    procs: Processes, stack: Stack
+) -> None:
+    """Issue 12.2: no hostile record blocks a partition; each is written or dead-lettered."""
+    client = AdminClient(stack.conf)
+    topic = NewTopic(
+        stack.topics.input,
+        num_partitions=HOSTILE_PARTITIONS,
+        replication_factor=1,
+        config={"max.message.bytes": str(BIG_TOPIC_BYTES)},
+    )
+    client.create_topics([topic])[stack.topics.input].result(30)
+    rng = random.Random(12)
+    hostile = _hostile_values(rng)
+    mix = [(p, key, value) for p in range(HOSTILE_PARTITIONS) for key, value, _ in hostile]
+    mix += [
+        (i % HOSTILE_PARTITIONS, b"t", _event(rng, i, tenant=f"t-{i}"))
+        for i in range(HOSTILE_TENANTS)  # 10k distinct tenants, one record each
+    ]
+    rng.shuffle(mix)
+    producer = Producer({**stack.conf, "linger.ms": 5, "message.max.bytes": BIG_TOPIC_BYTES})
+    for partition, key, value in mix:
+        producer.produce(stack.topics.input, value, key, partition=partition)
+        producer.poll(0)
+    expected_valid = {(p, key) for p in range(HOSTILE_PARTITIONS) for key, _, ok in hostile if ok}
+    assert producer.flush(60) == 0
+    ends = stack.end_offsets()
+
+    sup = procs.supervisor(stack.env())
+    procs.worker(stack.env(SUPERVISOR_GRPC_ADDR=sup.grpc_addr))
+    stack.wait_committed_at_end(240, ends)
+    assert sup.terminate(timeout=60) == 0, sup.tail()
+    assert_committed_at_end(stack.committed(), ends)
+
+    audit = audit_topics(stack.bootstrap, stack.topics.input, stack.topics.output, stack.topics.dlq)
+    assert not audit.lost, audit.summary()
+    assert not audit.bogus, audit.summary()
+    assert audit.duplicates == 0, audit.summary()
+    for src in audit.dead_lettered:
+        for letter in audit.dead_letters_of(src):
+            assert letter.headers.get(h.ERROR), f"a dead letter without a reason: {src}"
+            assert letter.headers.get(h.ERROR_KIND), f"a dead letter without a kind: {src}"
+    written = {(s[0], audit.inputs[s].key) for s in audit.out_count if audit.inputs[s].key}
+    missing = {(p, k) for p, k in expected_valid if k is not None} - written
+    assert not missing, f"valid hostile records not written: {sorted(missing)[:5]}"
+    hostile_keys = {k for k, _, valid in hostile if not valid and k is not None}
+    wrongly_written = {(p, k) for p, k in written if k in hostile_keys}
+    assert not wrongly_written, f"invalid records written: {sorted(wrongly_written)[:5]}"
