@@ -143,8 +143,8 @@ class _Stopper:
         self.instance = instance
         self.reported: set[str] = set()
 
-    def cancel(self, statuses: list[DagsterRunStatus], role: str | None) -> int:
-        """Terminate the runs of ``role`` (any role: None) in ``statuses``; returns how many."""
+    def cancel(self, statuses: list[DagsterRunStatus], role: str | None) -> None:
+        """Terminate the runs of ``role`` (any role: None) in ``statuses``."""
         runs = self.instance.get_runs(RunsFilter(statuses=statuses, tags=_role_tags(role)))
         for run in runs:
             try:
@@ -153,7 +153,6 @@ class _Stopper:
                 if run.run_id not in self.reported:
                     self.reported.add(run.run_id)
                     print(f"could not terminate run {run.run_id}: {exc}", flush=True)
-        return len(runs)
 
     def drain(self, until: float, role: str | None, terminate: bool = True) -> bool:
         """Wait until no run of ``role`` is active; False if ``until`` passed first.
@@ -198,6 +197,6 @@ def cancel_active_runs(home: Path, timeout: float = RUNS_STOP_S) -> None:
         stopper.drain(min(deadline, time.monotonic() + 5.0), "worker")
         if not stopper.drain(deadline - 10.0, None, terminate=False):
             stopper.drain(deadline, None)
-        if instance.get_runs_count(RunsFilter(statuses=_ACTIVE)):
-            left = instance.get_runs(RunsFilter(statuses=_ACTIVE))
+        left = instance.get_runs(RunsFilter(statuses=_ACTIVE))
+        if left:
             print(f"runs still active after {timeout:.0f} s: {[r.run_id for r in left]}")
