@@ -97,6 +97,10 @@ def unpack(batch: runner_pb2.RecordBatch) -> Records:
         raise ValueError("record batch columns have different lengths")
     values = _split(batch.values, list(batch.value_sizes))
     key_sizes = list(batch.key_sizes)
+    if key_sizes and min(key_sizes) < NO_KEY:
+        # -1 is "no key"; any other negative size means nothing, and read as an empty
+        # key it would silently turn a record's key into b"".
+        raise ValueError(f"record batch key size {min(key_sizes)} is negative")
     key_blob = _split(batch.keys, [max(s, 0) for s in key_sizes])
     keys: list[bytes | None] = [
         None if s == NO_KEY else k for s, k in zip(key_sizes, key_blob, strict=True)
