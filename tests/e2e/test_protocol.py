@@ -2,7 +2,8 @@
 tasks it held are redelivered to a well-behaved worker: nothing lost, nothing doubled.
 
 The rogue is a raw gRPC stream driven by the test, so it can say what no real worker
-says: an ack for a task it does not hold, a second Hello, bytes that are no message.
+says: an ack for a task it does not hold, an OK ack whose write proof does not add up
+(none, nothing written, other offsets), a second Hello, bytes that are no message.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import grpc
 import pytest
 
 from streamplane.platform import headers as h
+from streamplane.platform import write_proof
 from streamplane.runner.v1 import runner_pb2
 from tests.support.audit import Source, assert_committed_at_end, audit_topics, source_of
 from tests.support.deadline import wait_until
@@ -98,17 +100,45 @@ def credit(available: int) -> runner_pb2.WorkerMessage:
     return message
 
 
-def ack_unknown() -> runner_pb2.WorkerMessage:
+def ack_ok(task_id: str) -> runner_pb2.WorkerMessage:
     message = runner_pb2.WorkerMessage()
-    message.ack.task_id = "no-such-task.1"
+    message.ack.task_id = task_id
     message.ack.status = runner_pb2.ACK_STATUS_OK
     return message
 
 
-VIOLATIONS: dict[str, tuple[Callable[[], runner_pb2.WorkerMessage | bytes], str]] = {
+def ack_unknown(_held: runner_pb2.Task) -> runner_pb2.WorkerMessage:
+    return ack_ok("no-such-task.1")
+
+
+def ack_without_proof(held: runner_pb2.Task) -> runner_pb2.WorkerMessage:
+    """The rogue of issue 12.1 with the token: OK for a task it never wrote."""
+    return ack_ok(held.task_id)
+
+
+def ack_writing_nothing(held: runner_pb2.Task) -> runner_pb2.WorkerMessage:
+    """A proof that names the task's records exactly but wrote none of them."""
+    message = ack_ok(held.task_id)
+    write_proof.fill(message.ack.proof, held.records.offsets, {})
+    return message
+
+
+def ack_for_other_offsets(held: runner_pb2.Task) -> runner_pb2.WorkerMessage:
+    """A proof of as many writes as records, for offsets the task does not hold."""
+    message = ack_ok(held.task_id)
+    offsets = [offset + 1 for offset in held.records.offsets]
+    write_proof.fill(message.ack.proof, offsets, {"out": len(offsets)})
+    return message
+
+
+Violation = Callable[[runner_pb2.Task], runner_pb2.WorkerMessage | bytes]
+VIOLATIONS: dict[str, tuple[Violation, str]] = {
     "ack-unknown-task": (ack_unknown, "unknown task"),
-    "second-hello": (hello, "second Hello"),
-    "garbage-bytes": (lambda: b"\xff\xff\xff", "unreadable"),
+    "ok-ack-without-proof": (ack_without_proof, "carries no write proof"),
+    "ok-ack-writing-nothing": (ack_writing_nothing, "wrote 0 records"),
+    "ok-ack-for-other-offsets": (ack_for_other_offsets, "other offsets"),
+    "second-hello": (lambda _held: hello(), "second Hello"),
+    "garbage-bytes": (lambda _held: b"\xff\xff\xff", "unreadable"),
 }
 
 
@@ -138,7 +168,7 @@ def test_protocol_violation_disconnects_and_redelivers(
         assert len(rogue.tasks()) == CREDIT, "the supervisor sent more than the credit"
         assert sup.workers()[0]["in_flight"] == CREDIT
 
-        rogue.send(make_message())
+        rogue.send(make_message(rogue.tasks()[0]))
         assert rogue.ended.wait(15), "the supervisor kept a rogue stream open"
         assert rogue.error is not None, "the stream must end with an error status"
         code = rogue.error.code()  # type: ignore[attr-defined]

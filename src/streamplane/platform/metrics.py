@@ -82,6 +82,10 @@ TRANSACTIONS = Counter(
 PROTOCOL_ERRORS = Counter(
     "supervisor_protocol_errors_total", "Worker sessions closed for breaking the protocol"
 )
+ACK_PROOFS_REFUSED = Counter(
+    "supervisor_ack_proofs_refused_total",
+    "OK acks whose write proof did not match their task (the session is closed)",
+)
 TASK_SECONDS = Histogram(
     "supervisor_task_seconds",
     "From dispatch to ack",

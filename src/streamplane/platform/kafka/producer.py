@@ -47,6 +47,7 @@ class DeliveryGroup:
         "_fired",
         "_lock",
         "_sealed",
+        "by_topic",
         "delivered",
         "error",
         "too_large",
@@ -59,6 +60,8 @@ class DeliveryGroup:
         self._sealed = False
         self._fired = False
         self.written = 0
+        # Records queued per topic (a worker's write proof); bumped with ``written``.
+        self.by_topic: dict[str, int] = {}
         self.delivered = 0
         self.error: str | None = None
         self.too_large = False
@@ -173,12 +176,14 @@ class DurableProducer:
         """
         produce = self._producer.produce
         report = group.report
+        by_topic = group.by_topic
 
         def write(topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
             group.written += 1
             while True:
                 try:
                     produce(topic, value, key, headers=headers, on_delivery=report)
+                    by_topic[topic] = by_topic.get(topic, 0) + 1
                     return
                 except BufferError:
                     time.sleep(_QUEUE_WAIT_S)

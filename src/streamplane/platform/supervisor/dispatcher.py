@@ -275,6 +275,14 @@ class Dispatcher:
         worker.accepting = available > 0
         worker.available = max(0, min(available, worker.max_inflight - len(worker.inflight)))
 
+    def held(self, session: str, task_id: str) -> Task | None:
+        """The current attempt `task_id` if `session` holds it, else None."""
+        worker = self.workers.get(session)
+        task = worker.inflight.get(task_id) if worker is not None else None
+        if task is None or task.session != session or task.wire_id != task_id:
+            return None
+        return task
+
     def ack(self, session: str, task_id: str, ok: bool, retry: bool, error: str) -> None:
         """Settle one task; raises ProtocolViolation for a task this worker does not hold."""
         worker = self.workers[session]

@@ -2,8 +2,8 @@
 
 The stream carries Hello, Credit and Ack up, Welcome, Task and Drain down. A worker that
 breaks the protocol (no Hello first, a second Hello, an ack for a task it does not hold,
-bytes that do not parse) is disconnected with a logged reason, and what it held is
-requeued by `Dispatcher.disconnect`.
+an OK ack whose write proof does not add up, bytes that do not parse) is disconnected
+with a logged reason, and what it held is requeued by `Dispatcher.disconnect`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2
 
 from streamplane.platform import metrics as m
-from streamplane.platform import rpc
+from streamplane.platform import rpc, write_proof
 from streamplane.platform.supervisor.dispatcher import Dispatcher, ProtocolViolation, Transport
 from streamplane.platform.supervisor.mesh_dispatch import MeshTransport
 from streamplane.platform.supervisor.tasks import Task
@@ -230,6 +230,10 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             retry = ack.status == runner_pb2.ACK_STATUS_RETRY
             if not (ok or retry or ack.status == runner_pb2.ACK_STATUS_REJECT):
                 return f"ack {ack.task_id!r} has no status"
+            if ok:
+                refused = self._refused_proof(session, ack)
+                if refused:
+                    return refused
             try:
                 self._dispatcher.ack(session, ack.task_id, ok, retry, ack.error)
             except ProtocolViolation as exc:
@@ -242,6 +246,23 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         else:
             return "empty message"
         self._on_change()
+        return None
+
+    def _refused_proof(self, session: str, ack: runner_pb2.Ack) -> str | None:
+        """Why an OK ack's write proof fails its task, or None when it holds.
+
+        Checked before the dispatcher settles the task, so a refused ack leaves the task
+        in flight and the disconnect that follows requeues it. Late acks of attempts
+        already given up are not checked: the dispatcher ignores them.
+        """
+        task = self._dispatcher.held(session, ack.task_id)
+        if task is None:
+            return None
+        try:
+            write_proof.check(ack, task.offsets)
+        except write_proof.ProofMismatch as exc:
+            m.ACK_PROOFS_REFUSED.inc()
+            return str(exc)
         return None
 
     def _violation(self, session: str, reason: str) -> None:

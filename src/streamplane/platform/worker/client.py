@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 
 import grpc
 
@@ -31,7 +32,7 @@ from streamplane.config import Settings
 from streamplane.exceptions import ConfigError
 from streamplane.mesh.v1 import mesh_pb2
 from streamplane.platform import metrics as m
-from streamplane.platform import rpc
+from streamplane.platform import rpc, write_proof
 from streamplane.platform.kafka.config import producer_config
 from streamplane.platform.kafka.exceptions import KafkaPlatformError
 from streamplane.platform.kafka.transactions import TransactionalProducer, transactional_config
@@ -351,8 +352,8 @@ class Worker:
         txn = self._txn if task.group_metadata else None
         acked = [False]
 
-        def done(error: str | None) -> None:
-            loop.call_soon_threadsafe(self._finish, session, task.task_id, error, False, acked)
+        def done(error: str | None, written: Mapping[str, int]) -> None:
+            loop.call_soon_threadsafe(self._finish, session, task, error, False, acked, written)
 
         def work() -> None:
             with self._waiting_lock:
@@ -369,25 +370,30 @@ class Worker:
                     pipeline.run(item, done)
             except Exception as exc:
                 logger.warning("task rejected", extra={"task": task.task_id, "error": repr(exc)})
-                loop.call_soon_threadsafe(
-                    self._finish, session, task.task_id, repr(exc), True, acked
-                )
+                loop.call_soon_threadsafe(self._finish, session, task, repr(exc), True, acked)
 
         if task.group_metadata and txn is None:
             # A transactional task on a session without a producer: never write it
             # outside a transaction.
-            self._finish(session, task.task_id, "no transactional producer", False, acked)
+            self._finish(session, task, "no transactional producer", False, acked)
             return
         with self._waiting_lock:
             self._waiting += 1
         loop.run_in_executor(self._executor, work)
 
     def _finish(
-        self, session: int, task_id: str, error: str | None, rejected: bool, acked: list[bool]
+        self,
+        session: int,
+        task: runner_pb2.Task,
+        error: str | None,
+        rejected: bool,
+        acked: list[bool],
+        written: Mapping[str, int] | None = None,
     ) -> None:
         if acked[0]:
             return  # a rejected task's earlier writes reporting in: already answered
         acked[0] = True
+        task_id = task.task_id
         started = self._inflight.pop(task_id, None)
         self._last_activity = time.monotonic()
         if session != self._session or self._outbox is None or started is None:
@@ -404,6 +410,7 @@ class Worker:
             status = "retry"
         else:
             msg.ack.status = runner_pb2.ACK_STATUS_OK
+            write_proof.fill(msg.ack.proof, task.records.offsets, written or {})
             status = "ok"
         m.WORKER_TASKS.labels(status).inc()
         m.WORKER_TASK_SECONDS.observe(time.monotonic() - started)

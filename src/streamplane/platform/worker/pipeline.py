@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from streamplane.platform import metrics as m
 from streamplane.platform.kafka.producer import DeliveryGroup, DurableProducer
 from streamplane.platform.worker.processor import Processor, WorkItem
 
 logger = logging.getLogger(__name__)
+
+Done = Callable[[str | None, Mapping[str, int]], None]
+"""Called once a task's writes are settled: (first error or None, records per topic)."""
 
 # How long one poll of the delivery-report thread blocks: the ack latency floor.
 POLL_S = 0.005
@@ -43,15 +46,18 @@ class Pipeline:
         while not self._stopping.is_set():
             producer.poll(POLL_S)
 
-    def run(self, item: WorkItem, done: Callable[[str | None], None]) -> None:
+    def run(self, item: WorkItem, done: Done) -> None:
         """Process `item` (on the caller's thread); `done` fires when writes are durable.
+
+        `done` gets the first delivery error (None when all were delivered) and the
+        records written per topic: on success, what the ack's write proof reports.
 
         Raises whatever the processor raises: that attempt is then rejected. Writes made
         before the exception may still land; the supervisor counts them as duplicates.
         """
         producer = self._producer
         assert producer is not None
-        delivery = DeliveryGroup(done)
+        delivery = DeliveryGroup(lambda error: done(error, delivery.by_topic))
         emit = producer.writer(delivery)
         # Seal only on success: a failed task is answered with REJECT by the caller, and
         # its writes that still report in must never turn into an OK ack.

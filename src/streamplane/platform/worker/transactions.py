@@ -28,11 +28,11 @@ from streamplane.platform.kafka.exceptions import (
 )
 from streamplane.platform.kafka.transactions import TransactionalProducer
 from streamplane.platform.kafka.types import TopicPartition
+from streamplane.platform.worker.pipeline import Done
 from streamplane.platform.worker.processor import Processor, WorkItem
 
 logger = logging.getLogger(__name__)
 
-Done = Callable[[str | None], None]
 _Record = tuple[str, bytes | None, bytes, HeaderList]
 
 
@@ -51,7 +51,8 @@ class _Joined:
     done: Done
     tp: TopicPartition
     commit_offset: int
-    records: int
+    # Records per topic: the task's write proof once the transaction commits.
+    written: dict[str, int]
 
 
 class TransactionalPipeline:
@@ -82,14 +83,14 @@ class TransactionalPipeline:
         that task was written.
         """
         if self.closed:
-            done("session ended before the task ran")
+            done("session ended before the task ran", {})
             return
         outputs: list[_Record] = []
         self.processor.process(task.item, lambda t, k, v, h: outputs.append((t, k, v, h)))
         if self._joined and task.group_metadata != self._metadata:
             # Offsets of one transaction go with one generation's metadata.
             self._commit()
-        joined = _Joined(done, task.tp, task.commit_offset, len(outputs))
+        joined = _Joined(done, task.tp, task.commit_offset, _per_topic(outputs))
         try:
             self._write(outputs)
         except TransactionFenced as exc:
@@ -139,9 +140,9 @@ class TransactionalPipeline:
             return
         m.WORKER_TRANSACTIONS.labels("committed").inc()
         m.WORKER_TRANSACTION_TASKS.observe(len(joined))
-        m.WORKER_RECORDS_OUT.labels("all").inc(sum(t.records for t in joined))
+        m.WORKER_RECORDS_OUT.labels("all").inc(sum(sum(t.written.values()) for t in joined))
         for task in joined:
-            task.done(None)
+            task.done(None, task.written)
 
     def _fail_all(self, exc: KafkaPlatformError) -> None:
         joined, self._joined = self._joined, []
@@ -157,7 +158,14 @@ class TransactionalPipeline:
             extra={"tasks": len(joined), "error": str(exc)},
         )
         for task in joined:
-            task.done(str(exc) or type(exc).__name__)
+            task.done(str(exc) or type(exc).__name__, {})
         if fenced and not self.closed:
             self.closed = True
             self._on_fenced()
+
+
+def _per_topic(outputs: list[_Record]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for topic, _key, _value, _headers in outputs:
+        counts[topic] = counts.get(topic, 0) + 1
+    return counts
