@@ -275,11 +275,11 @@ class Dispatcher:
         worker.accepting = available > 0
         worker.available = max(0, min(available, worker.max_inflight - len(worker.inflight)))
 
-    def held(self, session: str, task_id: str) -> Task | None:
-        """The current attempt `task_id` if `session` holds it, else None."""
+    def held(self, session: str, wire_id: str) -> Task | None:
+        """The task whose live attempt `wire_id` the session's worker holds, else None."""
         worker = self.workers.get(session)
-        task = worker.inflight.get(task_id) if worker is not None else None
-        if task is None or task.session != session or task.wire_id != task_id:
+        task = worker.inflight.get(wire_id) if worker is not None else None
+        if task is None or task.session != session or task.wire_id != wire_id:
             return None
         return task
 
@@ -352,9 +352,7 @@ class Dispatcher:
 
     def holds(self, session: str, wire_id: str) -> bool:
         """Whether `wire_id` is the live attempt of a task the session's worker holds."""
-        worker = self.workers.get(session)
-        task = worker.inflight.get(wire_id) if worker is not None else None
-        return task is not None and task.session == session and task.wire_id == wire_id
+        return self.held(session, wire_id) is not None
 
     def unsent(self, session: str, wire_id: str, error: str) -> None:
         """The transport gave up delivering `wire_id`: restore the credit, requeue the task.
