@@ -32,7 +32,9 @@ from streamplane.platform.dead_letter_reader import DeadLetter
 from streamplane.platform.kafka.admin import ensure_topics
 from streamplane.platform.kafka.group_offsets import TopicOffsets
 from streamplane.resources import FleetResource, KafkaResource, StreamplaneResource
-from streamplane.sensors import traffic
+from streamplane.sensors import kafka_lag
+from streamplane.sensors.dead_letter_count import LetterCount
+from streamplane.sensors.dead_letter_read import LetterRead
 from streamplane.sensors.kafka_lag import build_kafka_lag_sensor
 from streamplane.sensors.liveness import (
     LaunchCounter,
@@ -50,14 +52,13 @@ FLEET = FleetResource(max_workers=4, lag_per_worker=1000, stuck_after_ticks=2)
 class ScriptedKafka:
     """Stands in for the admin reads: returns the offsets it was last given.
 
-    The dead-letter topic too: its end offsets (``dlq_ends``) and the letters a read
-    returns (``letters``, taken by the next read).
+    The dead-letter topic too: one partition holding ``letters`` (offsets 0, 1, ...),
+    read from the count's position to the end as the real read does.
     """
 
     def __init__(self) -> None:
         self.offsets = TopicOffsets(ends={}, committed={}, lag={})
         self.calls = 0
-        self.dlq_ends: dict[int, int] = {0: 0}
         self.letters: list[DeadLetter] = []
 
     def set(self, committed: dict[int, int], lag: dict[int, int]) -> None:
@@ -70,6 +71,17 @@ class ScriptedKafka:
         self.calls += 1
         return self.offsets
 
+    def read_letters(
+        self, _conf: object, topic: str, count: LetterCount, _timeout: float
+    ) -> LetterRead:
+        assert topic == "in.dlq"
+        end = len(self.letters)
+        start = count.start_offsets({0: (0, end)})[0]
+        read = self.letters[start:]
+        for one in read:
+            count.add(one)
+        return LetterRead(ends={0: end}, newest=read[-5:], complete=True)
+
 
 @pytest.fixture
 def kafka(monkeypatch: pytest.MonkeyPatch) -> ScriptedKafka:
@@ -77,13 +89,7 @@ def kafka(monkeypatch: pytest.MonkeyPatch) -> ScriptedKafka:
     monkeypatch.setattr(
         KafkaResource, "read_group", lambda self, g, t: scripted.read_group(self, g, t)
     )
-    monkeypatch.setattr(KafkaResource, "end_offsets", lambda self, t: dict(scripted.dlq_ends))
-
-    def read_letters(*_args: object) -> list[DeadLetter]:
-        letters, scripted.letters = scripted.letters, []
-        return letters
-
-    monkeypatch.setattr(traffic, "read_dead_letters", read_letters)
+    monkeypatch.setattr(kafka_lag, "read_new_letters", scripted.read_letters)
     return scripted
 
 
@@ -241,37 +247,44 @@ def test_ticks_record_throughput_and_dead_letters_by_tenant_and_kind(
     instance: DagsterInstance, kafka: ScriptedKafka
 ) -> None:
     kafka.set(committed={0: 100, 1: 100}, lag={0: 50, 1: 50})
-    kafka.dlq_ends = {0: 10}
+    kafka.letters = [letter("t1", "parse", 0), letter("t3", "attempts", 1)]
     first = lag_tick(instance, None)
     assert meta(observation(first), "records_in_per_s") == 0.0, "no rate without a previous tick"
-    assert meta(observation(first, "dead_letters"), "dead_letters_total") == 10
+    dead = observation(first, "dead_letters")
+    assert meta(dead, "dead_letters_total") == 2, "the first read counts every retained letter"
+    assert meta(dead, "dead_letters_per_s") == 0.0, "a first read is no rate"
     # The next tick, as if a few seconds later: 300 more in, 200 more done, 3 letters.
     before = json.loads(first.cursor or "")
     before["traffic"]["at"] -= 4.0
     kafka.set(committed={0: 200, 1: 200}, lag={0: 100, 1: 100})
-    kafka.dlq_ends = {0: 13}
-    kafka.letters = [
-        letter("t1", "parse", 10),
-        letter("t1", "schema", 11),
-        letter("t2", "parse", 12),
+    kafka.letters += [
+        letter("t1", "parse", 2),
+        letter("t1", "schema", 3),
+        letter("t2", "parse", 4),
     ]
     second = lag_tick(instance, json.dumps(before))
 
     lag = observation(second)
     assert 0 < float(meta(lag, "records_out_per_s")) < float(meta(lag, "records_in_per_s"))  # type: ignore[arg-type]
     dead = observation(second, "dead_letters")
-    assert meta(dead, "dead_letters_total") == 13
-    assert meta(dead, "dead_letters_tenant_t1") == 2
+    assert meta(dead, "dead_letters_total") == 5
+    assert meta(dead, "dead_letters_unread") == 0
+    assert meta(dead, "dead_letters_tenant_t1") == 3
     assert meta(dead, "dead_letters_tenant_t2") == 1
-    assert meta(dead, "dead_letters_kind_parse") == 2
+    assert meta(dead, "dead_letters_tenant_t3") == 1
+    assert meta(dead, "dead_letters_kind_parse") == 3
     assert meta(dead, "dead_letters_kind_schema") == 1
-    assert float(meta(dead, "dead_letter_rate_tenant_t1")) > 0  # type: ignore[arg-type]
-    assert float(meta(dead, "dead_letters_per_s")) > 0  # type: ignore[arg-type]
+    assert meta(dead, "dead_letters_kind_attempts") == 1
+    # 2 and 3 more letters in the 4 s (and a little) since the first tick.
+    assert 0.45 < float(meta(dead, "dead_letter_rate_tenant_t1")) <= 0.5  # type: ignore[arg-type]
+    assert 0.7 < float(meta(dead, "dead_letters_per_s")) <= 0.75  # type: ignore[arg-type]
     latest = str(meta(dead, "latest"))
     assert "tenant=t2 kind=parse" in latest
     assert "\\n" in latest, "the value's newline is escaped"
-    # The counts carry on in the cursor.
-    assert LagCursor.from_json(second.cursor).traffic["by_kind"] == {"parse": 2, "schema": 1}
+    # The counts and the read position carry on in the cursor.
+    count = LagCursor.from_json(second.cursor).traffic["dead_letters"]
+    assert count["by_kind"] == {"attempts": 1, "parse": 3, "schema": 1}
+    assert count["positions"] == {"0": 5}
 
 
 def test_unreachable_broker_reports_and_scales_nothing(instance: DagsterInstance) -> None:
