@@ -73,7 +73,11 @@ class Processor(ABC):
 
     @abstractmethod
     def process(self, item: WorkItem, emit: Emit) -> None:
-        """Emit the outputs of every record of `item`."""
+        """Emit the outputs of every record of `item`.
+
+        At least one write (an output or a dead letter) per input record: the ack's
+        write proof reports the writes, and the supervisor refuses an OK for fewer.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
