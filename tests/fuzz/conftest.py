@@ -47,5 +47,5 @@ _COMMON = settings(
 )
 settings.register_profile("fuzz", _COMMON, max_examples=EXAMPLES)
 settings.register_profile(
-    "fuzz-slow", _COMMON, max_examples=max(10, EXAMPLES // 5) if _ON_DEMAND else 20
+    "fuzz-slow", _COMMON, max_examples=max(10, EXAMPLES // 5) if _ON_DEMAND else 150
 )
