@@ -567,27 +567,10 @@ def test_a_session_opens_only_with_a_well_formed_hello(first: Op, pad: int) -> N
     asyncio.run(run_session(first, [], [pad]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "service.py: _receive_hello does not catch the DecodeError of a first message that "
-        "does not parse; the servicer raises, gRPC logs an ERROR traceback and answers "
-        "UNKNOWN, and the violation is neither logged as one nor counted"
-    ),
-)
 def test_bytes_that_do_not_parse_as_the_first_message_are_a_logged_violation() -> None:
     asyncio.run(run_session(Garbage(b""), [], [0]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "dispatcher.py/service.py quote the peer's task id whole in a violation's reason "
-        "(ack for unknown task {id!r}, ack {id!r} has no status): a 1 MiB id makes a 1 MiB "
-        "log line and a status message too large for gRPC's trailers, so the peer gets "
-        "RESOURCE_EXHAUSTED instead of FAILED_PRECONDITION"
-    ),
-)
 @pytest.mark.parametrize("status", [runner_pb2.ACK_STATUS_OK, runner_pb2.ACK_STATUS_UNSPECIFIED])
 def test_a_huge_task_id_is_refused_without_echoing_it(
     status: int, caplog: pytest.LogCaptureFixture

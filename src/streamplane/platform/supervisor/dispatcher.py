@@ -120,6 +120,18 @@ class ProtocolViolation(Exception):
     """A worker broke the stream protocol; its session must be closed."""
 
 
+# A violation's reason is logged and sent back in the stream's status: a peer's id in it
+# is cut, or a megabyte id would make a megabyte log line and overflow gRPC's trailers.
+_SHOWN_ID_CHARS = 80
+
+
+def quoted_id(task_id: str) -> str:
+    """A peer's task id as a violation's reason shows it: quoted, and cut when long."""
+    if len(task_id) <= _SHOWN_ID_CHARS:
+        return repr(task_id)
+    return f"{task_id[:_SHOWN_ID_CHARS]!r}...(+{len(task_id) - _SHOWN_ID_CHARS} chars)"
+
+
 class Dispatcher:
     """Assigns queued tasks to workers with credit and settles their outcomes."""
 
@@ -293,7 +305,7 @@ class Dispatcher:
                 del worker.abandoned[task_id]
                 self.events.late_acks += 1
                 return
-            raise ProtocolViolation(f"ack for unknown task {task_id!r}")
+            raise ProtocolViolation(f"ack for unknown task {quoted_id(task_id)}")
         if worker.accepting:
             # An ack hands its slot back: one message per task instead of two.
             worker.available = min(worker.available + 1, worker.max_inflight - len(worker.inflight))

@@ -20,7 +20,12 @@ from grpc_health.v1 import health, health_pb2
 
 from streamplane.platform import metrics as m
 from streamplane.platform import rpc, write_proof
-from streamplane.platform.supervisor.dispatcher import Dispatcher, ProtocolViolation, Transport
+from streamplane.platform.supervisor.dispatcher import (
+    Dispatcher,
+    ProtocolViolation,
+    Transport,
+    quoted_id,
+)
 from streamplane.platform.supervisor.mesh_dispatch import MeshTransport
 from streamplane.platform.supervisor.tasks import Task
 from streamplane.runner.v1 import runner_pb2, runner_pb2_grpc
@@ -120,6 +125,14 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         try:
             first = await asyncio.wait_for(anext(requests), HELLO_TIMEOUT_S)
         except (StopAsyncIteration, TimeoutError):
+            return None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Bytes that are no WorkerMessage: a violation like any later one, not an
+            # error of ours (gRPC would log a traceback and answer UNKNOWN).
+            self._violation(session, f"unreadable first message: {type(exc).__name__}")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "unreadable message")
             return None
         hello_error = check_hello(first)
         if not hello_error and self._dispatcher.transactions and not first.hello.transactional_id:
@@ -229,7 +242,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             ok = ack.status == runner_pb2.ACK_STATUS_OK
             retry = ack.status == runner_pb2.ACK_STATUS_RETRY
             if not (ok or retry or ack.status == runner_pb2.ACK_STATUS_REJECT):
-                return f"ack {ack.task_id!r} has no status"
+                return f"ack {quoted_id(ack.task_id)} has no status"
             if ok:
                 refused = self._refused_proof(session, ack)
                 if refused:
