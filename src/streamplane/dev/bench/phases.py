@@ -14,8 +14,11 @@ or offsets:
    tasks published through MeshData (supervisor -> hub -> worker node -> worker) and
    acks on gRPC, against hub and worker `streamplane mesh-node` processes;
 5. latency: one supervisor and one worker while fresh events arrive at half the rate
-   measured in 3; latency is the output record's Kafka timestamp (CreateTime, set at
-   the worker's produce) minus its `src_timestamp_ms` (the input record's timestamp);
+   measured in 3, after a warm-up of one second's events has been committed (a fresh
+   fleet's first second pays metadata look-ups and connections; the warm-up records are
+   verified but have no latency figure); latency is the output record's Kafka timestamp
+   (CreateTime, set at the worker's produce) minus its `src_timestamp_ms` (the input
+   record's timestamp);
 6. verify: every output and dead-letter record of 3-5 is matched to its input by its
    sp-src-* headers: inputs never seen are lost, inputs seen twice are duplicates.
 
@@ -49,6 +52,7 @@ from streamplane.dev.bench.limits import (
     STALL_TIMEOUT_S,
     TENANTS,
     USERS,
+    WARMUP_SECONDS,
 )
 from streamplane.dev.bench.passthrough import copy_all
 from streamplane.dev.bench.progress import advance
@@ -58,7 +62,7 @@ from streamplane.dev.bench.routes import Route
 from streamplane.dev.bench.rss import RssSampler
 from streamplane.dev.bench.verify import LatencyResult, Tally, read_until
 from streamplane.dev.bench.visibility import VisibilityTail
-from streamplane.dev.demo_events import events, produce_events
+from streamplane.dev.demo_events import DemoEvent, events, produce_events
 from streamplane.exceptions import TransientError
 from streamplane.platform.kafka.admin import (
     committed_offsets,
@@ -335,9 +339,11 @@ class Bench:
         ensure_topics(self.kafka, {source: self.partitions})
         route = self.route(name, source)
         count = max(1, min(self.count, int(rate * LATENCY_SECONDS)))
+        warmup = max(1, int(rate * WARMUP_SECONDS))
         # Made before the clock starts, so the pacing loop only produces: generating
         # ~25 us of JSON per event here would take CPU from the pipeline under test.
         batch = list(events(count, TENANTS, USERS, 0.0, SEED + 1))
+        warm = list(events(warmup, TENANTS, USERS, 0.0, SEED + 2))
         with self.fleet(route) as fleet:
             fleet.start(1, supervisor_env)
             fleet.wait_ready(1)
@@ -351,6 +357,8 @@ class Bench:
             # librdkafka's default linger (5 ms): the input's timestamp is taken at
             # produce(), so a longer linger would count as pipeline latency.
             producer = DurableProducer({**self.kafka, "linger.ms": 5})
+            self.warm_up(route, fleet, producer, warm, rate, name)
+            measured_from_ms = int(time.time() * 1000)
             with progress_bar(name, count) as bar:
                 produce_events(producer, source, iter(batch), rate, on_progress=advance(bar))
                 bar.update(count - bar.n)
@@ -360,13 +368,44 @@ class Bench:
                 drained = self.wait_committed(route, ends, fleet, bar)
             self.note_task_size(route, fleet)
             if visible is not None:
-                visible.finish(count)
+                visible.finish(warmup + count)
         # Seconds the pipeline needed after the last event was written; well above the
         # commit interval means it did not keep up with the rate.
         drain_s = drained - produced
-        result = LatencyResult(rate, count, drain_s, route, Tally.expecting(source, ends))
+        result = LatencyResult(
+            rate,
+            count,
+            drain_s,
+            route,
+            Tally.expecting(source, ends),
+            measured_from_ms=measured_from_ms,
+            warmup_records=warmup,
+        )
         result.visibility = visible
         return result
+
+    def warm_up(
+        self,
+        route: Route,
+        fleet: Fleet,
+        producer: DurableProducer,
+        warm: list[DemoEvent],
+        rate: float,
+        name: str,
+    ) -> None:
+        """Push `warm` through the fleet at `rate` and wait until it is all committed.
+
+        The latency figures leave these records out (their tally keeps them): a fresh
+        fleet's first second pays metadata look-ups and connections, not load.
+        """
+        with progress_bar(f"{name} warm-up", len(warm)) as bar:
+            produce_events(producer, route.input, iter(warm), rate, on_progress=advance(bar))
+            bar.update(len(warm) - bar.n)
+        if producer.flush(STALL_TIMEOUT_S):
+            raise BenchError(f"the {name} warm-up was not written within {STALL_TIMEOUT_S:.0f} s")
+        ends = end_offsets(self.kafka, route.input)
+        with progress_bar(f"{name} warm-up drain", len(warm)) as bar:
+            self.wait_committed(route, ends, fleet, bar)
 
     # -- exactly_once (--guarantee exactly_once) ----------------------------------------
     def exactly_once(
@@ -389,6 +428,7 @@ class Bench:
             "eos_worker_cpu_us_per_record": eos.cpu_us.get("worker"),
             "eos_broker_cpu_us_per_record": eos.cpu_us.get("broker"),
             "eos_latency_records": late["latency_records"],
+            "eos_latency_warmup_records": late["latency_warmup_records"],
             "eos_latency_p50_ms": late["latency_p50_ms"],
             "eos_latency_p99_ms": late["latency_p99_ms"],
         }

@@ -81,6 +81,9 @@ class LatencyResult:
     drain_s: float
     route: Route
     tally: Tally
+    # Records of the warm-up (their input written before this) count in the tally only.
+    measured_from_ms: int = 0
+    warmup_records: int = 0
     latencies_ms: list[int] = field(default_factory=list)
     # The read_committed tail of the run, when it had one (exactly_once).
     visibility: VisibilityTail | None = None
@@ -89,7 +92,9 @@ class LatencyResult:
         """Take one output record's latency and count it in the tally."""
         self.tally.visit(message)
         _, written_ms = message.timestamp()
-        self.latencies_ms.append(written_ms - orjson.loads(message.value())["src_timestamp_ms"])
+        source_ms = orjson.loads(message.value())["src_timestamp_ms"]
+        if source_ms >= self.measured_from_ms:
+            self.latencies_ms.append(written_ms - source_ms)
 
     def figures(self) -> dict[str, float | int | None]:
         """The latency figures of the report."""
@@ -97,6 +102,7 @@ class LatencyResult:
         return {
             "latency_rate_msgs_per_s": round(self.rate, 1),
             "latency_records": self.count,
+            "latency_warmup_records": self.warmup_records,
             "latency_drain_s": round(self.drain_s, 3),
             "latency_p50_ms": percentile(ordered, 50),
             "latency_p90_ms": percentile(ordered, 90),
