@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
 
 from streamplane.config import RLSettings, Settings
 from streamplane.exceptions import ConfigError
@@ -52,6 +53,45 @@ MAX_BODY_BYTES = 64 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 _Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+class ErrorDetail(BaseModel):
+    """The body of a refusal: what was wrong, in words."""
+
+    detail: str
+
+
+class ValidationIssue(BaseModel):
+    """One problem pydantic found in a request (FastAPI's validation error item)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Unprocessable(BaseModel):
+    """The body of a 422: the request's validation issues, or a refusal in words.
+
+    Words for a request that is well-formed but cannot be run: an env not on the
+    allowlist, a job sbatch refuses, a number that is not finite.
+    """
+
+    detail: list[ValidationIssue] | str
+
+
+def _answer(description: str) -> dict[str, Any]:
+    return {"model": ErrorDetail, "description": description}
+
+
+# What every route may answer besides its own result, documented in the OpenAPI.
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: _answer("The body cannot be read as JSON text, or Content-Length is no number"),
+    401: _answer("No bearer token, or not the one configured"),
+    413: _answer(f"The body is larger than {MAX_BODY_BYTES} bytes"),
+    422: {"model": Unprocessable, "description": "Invalid, or valid but not runnable"},
+    502: _answer("Slurm answered something that could not be understood"),
+    503: _answer(f"{TOKEN_VARIABLE} or RL_BUFFER_DIR is not set, or Slurm is unreachable"),
+}
 
 
 def create_training_router(
@@ -100,6 +140,7 @@ def create_training_router(
         tags=["training"],
         dependencies=[Depends(authorize)],
         route_class=_guarded_route(check),
+        responses=_REFUSALS,
     )
 
     @router.post("/start", status_code=status.HTTP_202_ACCEPTED)
@@ -121,7 +162,7 @@ def create_training_router(
             status_url=f"/training/rl/status/{record.task_id}",
         )
 
-    @router.get("/status/{task_id}")
+    @router.get("/status/{task_id}", responses={404: _answer("No training task of that id")})
     def task_status(task_id: str) -> TrainingStatus:
         """State, timings, metrics and log tail of a training task."""
         try:
@@ -146,14 +187,18 @@ def _guarded_route(check: Callable[[str | None], None]) -> type[APIRoute]:
     class GuardedRoute(APIRoute):
         def get_route_handler(self) -> _Handler:
             handler = super().get_route_handler()
+            model = _body_model(self)
 
             async def guarded(request: Request) -> Response:
                 check(_bearer_token(request.headers.get("authorization")))
+                body = b""
                 if request.method in _BODY_METHODS:
                     body = await _read_capped(request)
                     _refuse_non_finite(body)
                     request._body = body  # what FastAPI's handler reads: already in hand
                 try:
+                    if model is not None and body:
+                        _validate_strictly(model, body)
                     return await handler(request)
                 except RequestValidationError as exc:
                     # The default handler renders the input back; NaN there made it a 500.
@@ -163,6 +208,34 @@ def _guarded_route(check: Callable[[str | None], None]) -> type[APIRoute]:
             return guarded
 
     return GuardedRoute
+
+
+def _body_model(route: APIRoute) -> type[BaseModel] | None:
+    """The pydantic model of the route's JSON body, if it takes one."""
+    field = route.body_field
+    annotation = field.field_info.annotation if field is not None else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _validate_strictly(model: type[BaseModel], body: bytes) -> None:
+    """422 unless `body` is the model's JSON as its schema says: no coercion.
+
+    FastAPI validates in pydantic's lax mode, where ``false`` and ``"5"`` pass for the
+    integer 0 and 5: a request the OpenAPI schema calls invalid would be obeyed. Strict
+    JSON validation still takes 2 for a float. Bodies that are no JSON at all are left
+    to FastAPI, which says so.
+    """
+    try:
+        json.loads(body)
+    except ValueError:
+        return
+    try:
+        model.model_validate_json(body, strict=True)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from exc
 
 
 def _bearer_token(header: str | None) -> str | None:

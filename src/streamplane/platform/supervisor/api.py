@@ -29,6 +29,13 @@ class WorkerView(BaseModel):
     records_done: int
 
 
+class Readiness(BaseModel):
+    """The body of GET /readyz: 200 when ready, else 503 with the reason."""
+
+    status: str
+    reason: str | None = None
+
+
 class WorkersResponse(BaseModel):
     """The body of GET /v1/workers."""
 
@@ -76,14 +83,27 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Not ready, with the reason"}},
+    )
     def readyz() -> JSONResponse:
         reason = readiness()
         if reason is None:
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
