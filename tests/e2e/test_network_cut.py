@@ -19,6 +19,7 @@ Needs root and ``ip`` (iproute2); skipped without them, failed under
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 
@@ -37,7 +38,6 @@ BATCH = 100
 INFLIGHT = 2
 CUT_S = 30.0
 LEASE_S = 10
-MORE = 2_000
 
 SLOW_WORKER = {
     "MAX_INFLIGHT": INFLIGHT,
@@ -61,8 +61,10 @@ def namespace(procs: Processes) -> Iterator[netns.Namespace]:
             procs.stop_all()
 
 
-def _records_done(sup: SupervisorProc, worker_id: str) -> int:
-    return sum(int(w["records_done"]) for w in sup.workers() if w["id"] == worker_id)
+def _undelivered(log: str) -> str:
+    """What the worker's last stop line says it could not deliver."""
+    found = re.findall(r"worker stopped .*?(undelivered=\d+)", log)
+    return found[-1] if found else "no stop line"
 
 
 def _session_of(sup: SupervisorProc, worker_id: str) -> str | None:
@@ -115,8 +117,12 @@ def test_worker_cut_off_for_30_s_its_tasks_go_to_the_other_worker(
         )
         at_requeue = sup.status()["events"]
         requeued_after = time.monotonic() - cut_at
+        # The other worker finishes the stream while the cut one is away, so all the
+        # cut one can still write is what it held (no new task of its expires while
+        # its TCP connections back off after the cut).
+        stack.wait_committed_at_end(120, ends)
         # The link stays down for the whole cut, however soon the supervisor noticed.
-        time.sleep(max(0.0, CUT_S - requeued_after))
+        time.sleep(max(0.0, CUT_S - (time.monotonic() - cut_at)))
         down_for = time.monotonic() - cut_at
     finally:
         namespace.mend()
@@ -136,19 +142,10 @@ def test_worker_cut_off_for_30_s_its_tasks_go_to_the_other_worker(
         interval=0.2,
         message=lambda: f"the cut worker neither came back nor exited: {sup.status()}",
     )
-    stack.wait_committed_at_end(120, ends)
     reconnected = cut.alive()
-    total = COUNT
     if reconnected:
         after = _session_of(sup, "cut")
         outcome = "reconnected (new session)" if after != session else "resumed its session"
-        # And it works again: a second wave is shared with it.
-        done_before = _records_done(sup, "cut")
-        produce_demo(procs, stack, MORE, PARTITIONS, seed=8)
-        total += MORE
-        ends = stack.end_offsets()
-        stack.wait_committed_at_end(120, ends)
-        assert _records_done(sup, "cut") > done_before, f"no work after the cut: {sup.status()}"
     else:
         outcome = f"exited rc {cut.returncode}"
     status = sup.status()
@@ -169,11 +166,11 @@ def test_worker_cut_off_for_30_s_its_tasks_go_to_the_other_worker(
         f"FAULT worker network cut ({down_for:.0f} s, veth down): records={len(audit.inputs)} "
         f"lost={len(audit.lost)} duplicates={audit.duplicates} bound={bound}; "
         f"requeued after {requeued_after:.1f} s ({at_requeue['failures']}), "
-        f"{outcome}; "
+        f"then {outcome}, {_undelivered(cut.log())}; "
         f"late_acks={events['late_acks']} redelivered={events['redelivered']}; "
         f"{audit.summary()}"
     )
-    assert len(audit.inputs) == total
+    assert len(audit.inputs) == COUNT
     assert not audit.lost, audit.summary()
     assert not audit.bogus
     assert not audit.dead, "valid events only: nothing belongs in the DLQ"
