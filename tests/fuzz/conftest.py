@@ -17,6 +17,11 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+# The hostile peer's end-to-end test runs real processes with the e2e suite's fixtures.
+from tests.e2e.conftest import procs, pytest_runtest_makereport, stack
+
+__all__ = ["EXAMPLES", "procs", "pytest_runtest_makereport", "stack"]
+
 DEFAULT_EXAMPLES = 60
 _ON_DEMAND = os.environ.get("FUZZ_EXAMPLES", "").strip()
 

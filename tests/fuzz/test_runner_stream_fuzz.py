@@ -559,8 +559,13 @@ def test_hostile_message_sequences_are_refused_never_obeyed(
 
 @SLOW
 @given(
-    # Bytes that do not parse as the first message: see the expected failure below.
-    first=st.one_of(invalid_hellos, credits, acks, st.just(Empty())),
+    first=st.one_of(
+        invalid_hellos,
+        credits,
+        acks,
+        st.just(Empty()),
+        st.builds(Garbage, tail=st.binary(max_size=32)),
+    ),
     pad=padding,
 )
 def test_a_session_opens_only_with_a_well_formed_hello(first: Op, pad: int) -> None:
