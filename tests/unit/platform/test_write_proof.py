@@ -13,9 +13,7 @@ from streamplane.platform import write_proof
 from streamplane.platform.write_proof import ProofMismatch
 from streamplane.runner.v1 import runner_pb2
 
-offset_lists = st.lists(st.integers(0, 2**62), min_size=1, max_size=200, unique=True).map(
-    sorted
-)
+offset_lists = st.lists(st.integers(0, 2**62), min_size=1, max_size=200, unique=True).map(sorted)
 topics = st.text(alphabet="abcdefgh-._", min_size=1, max_size=12)
 
 
