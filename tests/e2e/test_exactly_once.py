@@ -20,9 +20,13 @@ from tests.support.procs import Proc, Processes, Stack, SupervisorProc, free_por
 
 pytestmark = pytest.mark.kafka
 
-# STREAMPLANE_EOS_RECORDS=1000000 runs the kill test at the full size (about
-# ten minutes here); the default keeps `make test` within its budget.
+# STREAMPLANE_EOS_RECORDS=1000000 runs the kill and rebalance tests at the full
+# size (the kill test took about two minutes here); the default keeps `make test` within
+# its budget.
 COUNT = int(os.environ.get("STREAMPLANE_EOS_RECORDS", "60000"))
+# Waits of the two COUNT-sized tests grow with COUNT: at 1M a supervisor sharing the
+# group moves ~4k records/s with these small tasks, past fixed two-minute waits.
+WAIT_S = max(120.0, COUNT / 2_000)
 PARTITIONS = 6
 BATCH = 200
 
@@ -73,7 +77,7 @@ def test_worker_and_supervisor_sigkills_write_each_record_exactly_once(
         target = COUNT * round_ // 6
         wait_until(
             lambda t=target: _done(sup) >= t and sup.status()["inflight_tasks"] > 0,
-            120,
+            WAIT_S,
             interval=0.02,
             message=lambda: f"no progress: {sup.status()}",
         )
@@ -82,11 +86,11 @@ def test_worker_and_supervisor_sigkills_write_each_record_exactly_once(
     assert sum(stack.committed().values()) < COUNT, "the stream ended before the kills"
 
     # Then the supervisor: SIGKILL mid-stream and a restart on the same port.
-    wait_until(lambda: _done(sup) >= COUNT * 2 // 3, 120, interval=0.02)
+    wait_until(lambda: _done(sup) >= COUNT * 2 // 3, WAIT_S, interval=0.02)
     sup.kill()
     at_kill = sum(stack.committed().values())
     sup = procs.supervisor(env, timeout=90)
-    stack.wait_committed_at_end(240, ends)
+    stack.wait_committed_at_end(2 * WAIT_S, ends)
     status = sup.status()
     assert sup.terminate(timeout=60) == 0, sup.tail()
     for worker in workers:
@@ -107,7 +111,7 @@ def test_rebalance_to_a_second_supervisor_writes_each_record_exactly_once(
     first = procs.supervisor(stack.env(SUPERVISOR_LISTEN=first_listen, **EOS), name="first")
     _workers(procs, stack, first_listen, 2)
     first.wait_workers(2)
-    wait_until(lambda: _done(first) >= COUNT // 4, 120, interval=0.02)
+    wait_until(lambda: _done(first) >= COUNT // 4, WAIT_S, interval=0.02)
 
     # A second member joins: the group rebalances while the first one's tasks are in
     # flight; what they commit after it is refused, and the new owners redo it once.
@@ -115,10 +119,10 @@ def test_rebalance_to_a_second_supervisor_writes_each_record_exactly_once(
         stack.env(SUPERVISOR_LISTEN=second_listen, **EOS), name="second", ready=False
     )
     _workers(procs, stack, second_listen, 1)
-    wait_until(lambda: _done(first) >= COUNT // 2, 120, interval=0.02)
+    wait_until(lambda: _done(first) >= COUNT // 2, WAIT_S, interval=0.02)
     # Then one of the two dies: the survivor takes every partition.
     first.kill()
-    stack.wait_committed_at_end(240, ends)
+    stack.wait_committed_at_end(2 * WAIT_S, ends)
     assert second.terminate(timeout=60) == 0, second.tail()
 
     print(f"exactly_once, rebalance + kill: {_audit_exactly_once(stack, COUNT)}")

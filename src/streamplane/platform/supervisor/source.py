@@ -296,9 +296,17 @@ class Source:
             m.ASSIGNED_PARTITIONS.set(len(self.assigned))
 
         self._on_loop(assign)
-        if self.paused and self._consumer is not None:
-            # New partitions start paused too, or a backlog could overrun the bound.
-            self._consumer.pause(partitions)
+        if self._consumer is not None:
+            if self.paused:
+                # New partitions start paused too, or a backlog could overrun the bound.
+                self._consumer.pause(partitions)
+            else:
+                # librdkafka keeps a partition's pause across a revoke and a new assign: a
+                # partition paused before the rebalance, resumed by no one (the resume
+                # that followed the revoke found nothing assigned), came back paused for
+                # good (a supervisor of the 1M-record exactly_once rebalance test sat on
+                # three partitions for 500 s).
+                self._consumer.resume(partitions)
         logger.info("partitions assigned", extra={"partitions": [p for _, p in partitions]})
 
     def _pin_starts(

@@ -10,6 +10,7 @@ in CI).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streamplane.platform.kafka.consumer import BEGINNING
@@ -85,8 +86,17 @@ class FakeConsumer:
     def group_metadata(self) -> bytes:
         return b"CGMD"
 
-    def pause(self, partitions: object) -> None:
+    def commit(self, offsets: object, asynchronous: bool, metadata: object) -> None:
         pass
+
+    # librdkafka's pause flags: they outlive a revoke and a new assign.
+    paused: set[TopicPartition] = field(default_factory=set)
+
+    def pause(self, partitions: Iterable[TopicPartition]) -> None:
+        self.paused |= set(partitions)
+
+    def resume(self, partitions: Iterable[TopicPartition]) -> None:
+        self.paused -= set(partitions)
 
 
 def make_source(consumer: FakeConsumer) -> tuple[Source, list[Task]]:
@@ -210,3 +220,43 @@ def test_metadata_for_another_offset_skips_nothing() -> None:
     source._ingest(messages(TP, range(10, 15)), 1000.0)
     source.flush_open_batches()
     assert {o for task in emitted for o in task.offsets} == set(range(10, 15))
+
+
+def revoke(source: Source, partitions: list[TopicPartition]) -> None:
+    """Run the revoke callback on another thread, as librdkafka does."""
+
+    async def main() -> None:
+        source._loop = asyncio.get_running_loop()
+        await source._loop.run_in_executor(None, source._on_revoke, partitions)
+
+    asyncio.run(main())
+
+
+def test_a_partition_paused_before_a_rebalance_is_fetched_again_after_it() -> None:
+    """Paused under a backlog, revoked, the resume finding nothing assigned, then assigned
+    again: it must be fetched, not left paused for good."""
+    tps = [("in", p) for p in range(3)]
+    consumer = FakeConsumer()
+    source, _ = make_source(consumer)
+    assign(source, tps)
+    source._ingest(messages(tps[0], range(20_000)), 0.0)
+    source._backpressure(consumer)  # type: ignore[arg-type]
+    assert source.paused
+    assert consumer.paused == set(tps)
+
+    revoke(source, tps)
+    source._backpressure(consumer)  # type: ignore[arg-type]
+    assert not source.paused
+    assign(source, tps[:2])
+    assert not consumer.paused & set(tps[:2]), f"left paused: {consumer.paused}"
+
+
+def test_partitions_assigned_while_paused_start_paused() -> None:
+    consumer = FakeConsumer()
+    source, _ = make_source(consumer)
+    assign(source, [TP])
+    source._ingest(messages(TP, range(20_000)), 0.0)
+    source._backpressure(consumer)  # type: ignore[arg-type]
+    other = ("in", 7)
+    assign(source, [other])
+    assert other in consumer.paused
