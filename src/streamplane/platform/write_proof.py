@@ -13,6 +13,7 @@ A proof is checked per task, not per record: one CRC over a packed array of offs
 
 from __future__ import annotations
 
+import sys
 import zlib
 from array import array
 from collections.abc import Mapping, Sequence
@@ -27,14 +28,9 @@ class ProofMismatch(Exception):
 def offsets_crc32(offsets: Sequence[int]) -> int:
     """CRC-32 of `offsets` as little-endian int64s, in order (the wire contract)."""
     packed = array("q", offsets)
-    if packed.itemsize != 8:  # pragma: no cover - 'q' is 8 bytes on every CPython
-        raise RuntimeError("array('q') is not 64-bit here")
-    if not _LITTLE_ENDIAN:  # pragma: no cover - big-endian hosts
+    if sys.byteorder == "big":
         packed.byteswap()
-    return zlib.crc32(packed.tobytes())
-
-
-_LITTLE_ENDIAN = array("H", [1]).tobytes() == b"\x01\x00"
+    return zlib.crc32(packed)
 
 
 def fill(proof: runner_pb2.WriteProof, offsets: Sequence[int], written: Mapping[str, int]) -> None:
