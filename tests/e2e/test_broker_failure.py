@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from streamplane.dev.broker import EmbeddedBroker
-from tests.support.audit import assert_committed_at_end, audit_topics
+from tests.support.audit import assert_accounted, assert_committed_at_end, audit_topics
 from tests.support.deadline import wait_until
 from tests.support.procs import Processes, Stack, free_port, produce_demo
 from tests.support.topics import FreshTopics
@@ -105,7 +105,4 @@ def test_broker_restart_mid_stream_rejoins_and_loses_nothing(
     # the offsets committed just before the stop.
     reread = sum(end - at_stop.get(p, 0) for p, end in ends.items())
     print(f"broker {stop} + restart: re-read bound {reread}; {audit.summary()}")
-    assert len(audit.inputs) == count
-    assert not audit.lost, audit.summary()
-    assert not audit.bogus
-    assert audit.duplicates <= reread, audit.summary()
+    assert_accounted(audit, count, reread)

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import netns
-from tests.support.audit import assert_committed_at_end, audit_topics
+from tests.support.audit import assert_accounted, assert_committed_at_end, audit_topics
 from tests.support.deadline import wait_until
 from tests.support.procs import Processes, Stack, SupervisorProc, produce_demo
 
@@ -170,8 +170,4 @@ def test_worker_cut_off_for_30_s_its_tasks_go_to_the_other_worker(
         f"late_acks={events['late_acks']} redelivered={events['redelivered']}; "
         f"{audit.summary()}"
     )
-    assert len(audit.inputs) == COUNT
-    assert not audit.lost, audit.summary()
-    assert not audit.bogus
-    assert not audit.dead, "valid events only: nothing belongs in the DLQ"
-    assert audit.duplicates <= bound, audit.summary()
+    assert_accounted(audit, COUNT, bound, dead_allowed=False)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.support.audit import assert_committed_at_end, audit_topics
+from tests.support.audit import assert_accounted, assert_committed_at_end, audit_topics
 from tests.support.deadline import wait_until
 from tests.support.procs import Proc, Processes, Stack, SupervisorProc, produce_demo
 from tests.support.topics import read_all
@@ -109,11 +109,7 @@ def test_worker_stopped_past_its_lease_its_tasks_go_to_another_worker(
         f"late_acks={events['late_acks']} redelivered={events['redelivered']} "
         f"(at expiry {at_expiry}); {audit.summary()}"
     )
-    assert len(audit.inputs) == count
-    assert not audit.lost, audit.summary()
-    assert not audit.bogus
-    assert not audit.dead, "valid events only: nothing belongs in the DLQ"
-    assert audit.duplicates <= bound, audit.summary()
+    assert_accounted(audit, count, bound, dead_allowed=False)
 
 
 # -- the group's commit log ----------------------------------------------------------
@@ -272,8 +268,4 @@ def test_supervisor_stopped_past_its_session_timeout_commits_nothing_after_it_wa
         f"A owned {sorted(owned_a)}, committed at {at_stop}; "
         f"duplicates in {dup_partitions}, commits after wake {since_wake}; {audit.summary()}"
     )
-    assert len(audit.inputs) == count + more
-    assert not audit.lost, audit.summary()
-    assert not audit.bogus
-    assert not audit.dead, "valid events only: nothing belongs in the DLQ"
-    assert audit.duplicates <= bound, audit.summary()
+    assert_accounted(audit, count + more, bound, dead_allowed=False)

@@ -208,3 +208,16 @@ def assert_committed_at_end(committed: Mapping[int, int], ends: Mapping[int, int
         if committed.get(p, 0 if end == 0 else None) != end
     }
     assert not behind, f"committed offsets short of the end (partition: (committed, end)): {behind}"
+
+
+def assert_accounted(audit: Audit, count: int, bound: int, *, dead_allowed: bool = True) -> None:
+    """All `count` inputs seen, none lost, nothing bogus, at most `bound` duplicates.
+
+    With ``dead_allowed=False`` the inputs were valid events, so none may be a dead letter.
+    """
+    assert len(audit.inputs) == count, audit.summary()
+    assert not audit.lost, audit.summary()
+    assert not audit.bogus, audit.summary()
+    if not dead_allowed:
+        assert not audit.dead, "valid events only: nothing belongs in the DLQ"
+    assert audit.duplicates <= bound, audit.summary()
