@@ -95,7 +95,15 @@ class DeliveryGroup:
             if self._fired:
                 return
             self._fired = True
-        self._done(self.error)
+        # Dropped once called: callers' closures often hold the group itself (its
+        # `by_topic`), and a cycle through a task's payload would then wait for the
+        # cyclic GC, which the hot roles run rarely (platform/runtime.py).
+        done, self._done = self._done, _spent
+        done(self.error)
+
+
+def _spent(_error: str | None) -> None:
+    """What a fired group's `done` becomes."""
 
 
 class _Refused:

@@ -16,7 +16,7 @@ import uvicorn
 
 from streamplane.config import Settings, parse_listen
 from streamplane.platform import metrics as m
-from streamplane.platform import rpc
+from streamplane.platform import rpc, runtime
 from streamplane.platform.kafka import admin
 from streamplane.platform.kafka.config import consumer_config, producer_config
 from streamplane.platform.kafka.consumer import GroupConsumer
@@ -365,4 +365,6 @@ def _loggable(settings: Settings) -> str:
 
 def run_supervisor(settings: Settings, extensions: Sequence[SupervisorExtension] = ()) -> int:
     """Entry point for `streamplane supervisor`, with the applications it hosts."""
-    return asyncio.run(Supervisor(settings, extensions).run())
+    supervisor = Supervisor(settings, extensions)
+    runtime.tune_gc()
+    return asyncio.run(supervisor.run())

@@ -32,7 +32,7 @@ from streamplane.config import Settings
 from streamplane.exceptions import ConfigError
 from streamplane.mesh.v1 import mesh_pb2
 from streamplane.platform import metrics as m
-from streamplane.platform import rpc, write_proof
+from streamplane.platform import rpc, runtime, write_proof
 from streamplane.platform.kafka.config import producer_config
 from streamplane.platform.kafka.exceptions import KafkaPlatformError
 from streamplane.platform.kafka.transactions import TransactionalProducer, transactional_config
@@ -433,4 +433,6 @@ async def _drain_outbox(outbox: asyncio.Queue[_Outgoing]):  # type: ignore[no-un
 
 def run_worker(settings: Settings) -> int:
     """Entry point for `streamplane worker`."""
-    return asyncio.run(Worker(settings).run())
+    worker = Worker(settings)
+    runtime.tune_gc()
+    return asyncio.run(worker.run())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -88,3 +91,31 @@ def test_fires_exactly_once_whatever_the_interleaving(reports: list[bool], seal_
     group.seal()  # sealing twice changes nothing
     first_error = next((f"e{i}" for i, ok in enumerate(reports) if not ok), None)
     assert fired == [first_error]
+
+
+class _Payload:
+    """Stands in for a task's records, held by the task's callback."""
+
+
+def _fire_group_holding(payload: _Payload) -> None:
+    group = DeliveryGroup(lambda _error: group.by_topic.get("out", payload))
+    group.written = 1
+    group.seal()
+    group.report(None, None)
+
+
+def test_a_fired_group_lets_go_of_its_callback() -> None:
+    """A task's callback refers to its group (the write proof): once fired, no cycle is
+    left, so reference counting alone frees the task's payload (the hot roles run the
+    cyclic collector rarely: platform/runtime.py)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        payload = _Payload()
+        held = weakref.ref(payload)
+        _fire_group_holding(payload)
+        del payload
+        assert held() is None
+    finally:
+        if was_enabled:
+            gc.enable()
