@@ -44,27 +44,32 @@ def source_headers(
 
 
 class SourceHeaders:
-    """Builds the sp-* headers of one task's records: only the offset varies per record."""
+    """Builds the sp-* headers of one task's records: only the offset varies per record.
+
+    The header tuples that do not vary are built once per task and shared by every
+    record's list (librdkafka copies them at produce): one tuple per record instead of
+    five.
+    """
 
     __slots__ = ("_attempt", "_partition", "_tenants", "_topic")
 
     def __init__(self, topic: str, partition: int, attempt: int) -> None:
-        self._topic = topic.encode()
-        self._partition = str(partition).encode()
-        self._attempt = str(attempt).encode()
-        self._tenants: dict[str, bytes] = {}
+        self._topic = (SRC_TOPIC, topic.encode())
+        self._partition = (SRC_PARTITION, str(partition).encode())
+        self._attempt = (ATTEMPT, str(attempt).encode())
+        self._tenants: dict[str, tuple[str, bytes]] = {}
 
     def __call__(self, offset: int, tenant: str) -> HeaderList:
         """The headers of the record at `offset`."""
-        raw = self._tenants.get(tenant)
-        if raw is None:
-            raw = self._tenants[tenant] = tenant.encode()
+        header = self._tenants.get(tenant)
+        if header is None:
+            header = self._tenants[tenant] = (TENANT, tenant.encode())
         return [
-            (SRC_TOPIC, self._topic),
-            (SRC_PARTITION, self._partition),
+            self._topic,
+            self._partition,
             (SRC_OFFSET, str(offset).encode()),
-            (TENANT, raw),
-            (ATTEMPT, self._attempt),
+            header,
+            self._attempt,
         ]
 
 
