@@ -4,7 +4,7 @@ CPython's cyclic garbage collector runs a collection every 700 net allocations o
 container objects, and a full one whenever the long-lived generation grows by a
 quarter. The hot roles allocate a few containers per record (a header list, its tuples,
 a task's column lists) that reference counting frees at once, and they hold every
-object of their imports and hundreds of thousands of pending records. So the collector
+object of their imports and up to MAX_PENDING_RECORDS pending records. So the collector
 ran about a thousand times per million records and rescanned all of that each time,
 finding almost nothing: 0.7 s of the supervisor's CPU and 0.4-0.7 s of a worker's in a
 1M-event `streamplane bench` (docs/performance.md).
