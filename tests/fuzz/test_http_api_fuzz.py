@@ -68,7 +68,7 @@ def build_app(rl_dirs: dict[str, Path], slurm: FakeSlurm | None = None) -> FastA
     settings = Settings()
     supervisor = Supervisor(settings)
     supervisor.dispatcher = _dispatcher()
-    supervisor.source = supervisor._build_source()
+    supervisor.source = supervisor._build_source(meshed=False)
     app = create_app(supervisor.dispatcher, supervisor.readiness, supervisor.status, docs=True)
     fields: dict[str, Any] = {
         "rl_results_topic": "rl-results-fuzz",

@@ -65,6 +65,13 @@ class Records:
             [self.tenants[i] for i in indices] if self.tenants else [],
         )
 
+    def sole_tenant(self) -> str | None:
+        """The tenant of every record when the tenant column names only one, else None."""
+        tenants = self.tenants
+        if tenants and tenants.count(tenants[0]) == len(tenants):
+            return tenants[0]
+        return None
+
     def headers_of(self, index: int) -> list[HeaderTuple]:
         """The input headers of record `index` (empty list when none)."""
         return self.headers.get(index, [])
@@ -85,9 +92,9 @@ def pack(records: Records, batch: runner_pb2.RecordBatch) -> None:
     for index, pairs in records.headers.items():
         for key, value in pairs:
             batch.headers.add(index=index, key=key, value=value)
-    tenants = records.tenants
-    if tenants and tenants.count(tenants[0]) != len(tenants):
-        batch.tenants.extend(tenants)
+    # A column naming one tenant travels as the task's tenant instead (`Task.to_message`).
+    if records.tenants and records.sole_tenant() is None:
+        batch.tenants.extend(records.tenants)
 
 
 def unpack(batch: runner_pb2.RecordBatch) -> Records:

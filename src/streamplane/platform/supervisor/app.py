@@ -142,7 +142,7 @@ class Supervisor:
             on_acked=m.TASK_SECONDS.observe,
             transactions=self.transactions,
         )
-        self.source = self._build_source()
+        self.source = self._build_source(meshed=mesh is not None)
         self.mesh: MeshTransport | None = None
         if mesh is not None:
             self.mesh = MeshTransport(
@@ -154,7 +154,7 @@ class Supervisor:
             )
         self.service = RunnerService(self.dispatcher, self._welcome_config(), mesh=self.mesh)
 
-    def _build_source(self) -> Source:
+    def _build_source(self, meshed: bool) -> Source:
         s, sup = self.settings, self.settings.supervisor
         batcher = Batcher(
             ordering=sup.ordering,
@@ -164,6 +164,7 @@ class Supervisor:
             id_prefix=self._prefix,
             emit=self.dispatcher.submit,
             max_age_s=sup.batch_max_age_ms / 1000,
+            contended=None if meshed else self._tasks_wait,
         )
         return Source(
             consumer_factory=lambda: GroupConsumer(consumer_config(s)),
@@ -177,6 +178,11 @@ class Supervisor:
             on_tick=self._housekeeping,
             commits=not sup.exactly_once,
         )
+
+    def _tasks_wait(self) -> bool:
+        # Under a mesh, tenants stay in batches of their own: a task's tenant picks its
+        # domain (MESH_TENANT_DOMAIN_MAP), so the source never asks.
+        return self.dispatcher.scheduler.queued_tasks > 0
 
     # -- serve ---------------------------------------------------------------------------
     async def _serve_grpc(self) -> tuple[Any, Any]:

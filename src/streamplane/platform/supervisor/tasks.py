@@ -83,7 +83,9 @@ class Task:
         message = runner_pb2.SupervisorMessage()
         wire = message.task
         wire.task_id = self.wire_id or self.stamp_attempt()
-        wire.tenant = self.tenant
+        # A shared task ("*") whose records turn out to be one tenant's, say a part of
+        # one after a bisection, names that tenant: the column is not sent then.
+        wire.tenant = self.records.sole_tenant() or self.tenant
         wire.attempt = self.attempt
         if self.group_metadata:
             wire.group_metadata = self.group_metadata

@@ -118,8 +118,12 @@ class _Harness:
         linger_s: float,
         max_age_s: float | None = None,
         max_open: int = MAX_OPEN_BATCHES,
+        *,
+        waits: bool | None = None,
     ) -> None:
         self.emitted: list[Task] = []
+        # None: a batcher told nothing of waiting tasks (per-tenant batches always).
+        self.waits = waits
         self.batcher = Batcher(
             ordering=ordering,
             max_records=max_records,
@@ -129,6 +133,7 @@ class _Harness:
             emit=self.emitted.append,
             max_age_s=max_age_s,
             max_open=max_open,
+            contended=None if waits is None else lambda: bool(self.waits),
         )
         self.trackers: dict[TopicPartition, OffsetTracker] = {}
         self.next: dict[TopicPartition, int] = {}
@@ -182,6 +187,7 @@ _records = st.lists(
     max_records=st.integers(1, 8),
     max_bytes=st.integers(1, 120),
     linger_s=st.sampled_from([0.0, 0.005, 0.01]),
+    waits=st.none() | st.lists(st.booleans(), min_size=1, max_size=10),
 )
 def test_tasks_respect_count_bytes_linger_partitions_tenants_and_lanes(
     records: list[tuple[int, bytes | None, int, str, str, float, bool]],
@@ -189,10 +195,13 @@ def test_tasks_respect_count_bytes_linger_partitions_tenants_and_lanes(
     max_records: int,
     max_bytes: int,
     linger_s: float,
+    waits: list[bool] | None,
 ) -> None:
-    h = _Harness(ordering, max_records, max_bytes, linger_s)
+    h = _Harness(ordering, max_records, max_bytes, linger_s, waits=None if waits is None else True)
     now = 0.0
-    for partition, key, size, source, tenant, dt, flush in records:
+    for i, (partition, key, size, source, tenant, dt, flush) in enumerate(records):
+        if waits is not None:
+            h.waits = waits[i % len(waits)]  # tasks wait for workers, or none does
         now += dt
         tp = ("in", partition)
         headers: list[tuple[str, bytes | None]] = [("trace", b"t")]
@@ -228,17 +237,21 @@ def test_tasks_respect_count_bytes_linger_partitions_tenants_and_lanes(
         assert task.nbytes == sum(len(v) for v in got.values)
         assert task.nbytes <= max_bytes or task.size == 1, "bytes bound"
         assert wire.task_id == task.wire_id
-        assert wire.tenant == task.tenant
+        if task.tenant != MANY_TENANTS:
+            assert wire.tenant == task.tenant
         assert task.offsets == got.offsets
         assert task.tracker is h.trackers[task.tp]
         assert (got.topic, got.partition) == task.tp, "a task never spans partitions"
         for i, offset in enumerate(got.offsets):
             rec = h.records[(task.tp, offset)]
-            tenant = got.tenants[i] if got.tenants else task.tenant
+            # What the worker reads: the record's own tenant, never the shared "*".
+            tenant = got.tenants[i] if got.tenants else wire.tenant
             assert tenant_of(rec.value, rec.headers) == tenant
-            if ordering == "unordered":
-                assert not got.tenants, "unordered: one tenant per task"
+            if ordering == "unordered" and task.tenant != MANY_TENANTS:
+                assert not got.tenants, "unordered: one tenant per task, or a shared one"
                 assert tenant == task.tenant
+            if ordering == "unordered" and (waits is None or all(waits)):
+                assert task.tenant != MANY_TENANTS, "two tenants share only while none waits"
             assert got.values[i] == rec.value
             assert got.keys[i] == rec.key
             expected_headers = [(k, v or b"") for k, v in (rec.headers or [])]
@@ -413,3 +426,51 @@ def test_a_few_tenants_always_get_batches_of_their_own() -> None:
         h.add(("in", 0), None, b"v", [("tenant", f"t{i % FEW_TENANTS}".encode())], 0.0)
     h.batcher.flush_due(0.0, force=True)
     assert {t.tenant for t in h.emitted} == {f"t{i}" for i in range(FEW_TENANTS)}
+
+
+def test_while_no_task_waits_the_tenants_of_a_partition_share_one_batch() -> None:
+    """Fewer open batches close sooner at low load: 3 tenants x 2 partitions, 2 tasks."""
+    h = _Harness("unordered", max_records=100, max_bytes=1_000_000, linger_s=60, waits=False)
+    for i in range(60):
+        h.add(("in", i % 2), None, b"v", [("tenant", f"t{i % 3}".encode())], 0.0)
+    h.batcher.flush_due(0.0, force=True)
+    assert [(t.tp, t.tenant, t.size) for t in h.emitted] == [
+        (("in", 0), MANY_TENANTS, 30),
+        (("in", 1), MANY_TENANTS, 30),
+    ]
+    for task in h.emitted:
+        got = unpack(task.to_message().task.records)
+        # Record i went to partition i % 2 as tenant i % 3; offsets count per partition.
+        assert got.tenants == [f"t{(2 * o + task.tp[1]) % 3}" for o in got.offsets]
+
+
+def test_once_tasks_wait_each_tenant_gets_its_own_batch_again() -> None:
+    h = _Harness("unordered", max_records=4, max_bytes=1_000_000, linger_s=60, waits=False)
+    for i in range(4):  # one shared batch, closed full
+        h.add(("in", 0), None, b"v", [("tenant", f"t{i % 2}".encode())], 0.0)
+    h.add(("in", 0), None, b"v", [("tenant", b"t0")], 0.0)  # opens the next shared one
+    h.waits = True
+    for i in range(8):
+        h.add(("in", 0), None, b"v", [("tenant", f"t{i % 2}".encode())], 0.0)
+    h.batcher.flush_due(0.0, force=True)
+    assert [(t.tenant, t.size) for t in h.emitted] == [
+        (MANY_TENANTS, 4),  # closed full before any task waited
+        ("t0", 4),
+        ("t1", 4),
+        (MANY_TENANTS, 1),  # the shared batch still open takes no more; linger closes it
+    ]
+
+
+def test_a_shared_task_of_one_tenant_names_that_tenant_on_the_wire() -> None:
+    """The column is left off when it names one tenant; the task's tenant must then be it."""
+    h = _Harness("unordered", max_records=100, max_bytes=1_000_000, linger_s=60, waits=False)
+    for _ in range(5):
+        h.add(("in", 0), None, b"v", [("tenant", b"solo")], 0.0)
+    h.batcher.flush_due(0.0, force=True)
+    [task] = h.emitted
+    assert task.tenant == MANY_TENANTS
+    wire = task.to_message().task
+    assert wire.tenant == "solo"
+    assert not wire.records.tenants
+    first, _ = task.split("p")
+    assert first.to_message().task.tenant == "solo"
