@@ -152,7 +152,15 @@ class Supervisor:
                 unsent=self._unsent,
                 client=MeshClient(security=rpc.Security.of(s.rpc)),
             )
-        self.service = RunnerService(self.dispatcher, self._welcome_config(), mesh=self.mesh)
+        # An ack or new credit closes lingering batches at once, not at the source's next
+        # tick (up to a consume timeout later): at half load that tick was a share of
+        # every credit cycle (p99 75-98 ms against 88-169 ms at 38k/s).
+        self.service = RunnerService(
+            self.dispatcher,
+            self._welcome_config(),
+            on_change=self.source.dispatch_now,
+            mesh=self.mesh,
+        )
 
     def _build_source(self, meshed: bool) -> Source:
         s, sup = self.settings, self.settings.supervisor

@@ -104,6 +104,10 @@ class Source:
                 self.commit(asynchronous=True)
                 next_commit = now + self._commit_interval_s
 
+    def dispatch_now(self) -> None:
+        """Dispatch, closing lingering batches for idle credit (on an ack or new credit)."""
+        self._dispatch(self._clock())
+
     def _dispatch(self, now: float) -> None:
         """Send what is queued; close lingering batches for idle credit, stale ones anyway."""
         dispatcher = self._dispatcher

@@ -20,7 +20,12 @@ from streamplane.platform.supervisor import completed_offsets
 from streamplane.platform.supervisor.batching import Batcher
 from streamplane.platform.supervisor.source import Source
 from streamplane.platform.supervisor.tasks import Task
-from tests.unit.platform.supervisor.factories import FakeClock, FakeDeadLetters, make_dispatcher
+from tests.unit.platform.supervisor.factories import (
+    FakeClock,
+    FakeDeadLetters,
+    RecordingTransport,
+    make_dispatcher,
+)
 
 TP: TopicPartition = ("in", 0)
 OTHER: TopicPartition = ("in", 1)
@@ -260,3 +265,22 @@ def test_partitions_assigned_while_paused_start_paused() -> None:
     other = ("in", 7)
     assign(source, [other])
     assert other in consumer.paused
+
+
+def test_new_credit_closes_a_lingering_batch_without_waiting_for_the_next_fetch() -> None:
+    """The service calls `dispatch_now` on every ack and credit message: a credit freed
+    while the source waits in `consume` must not wait for that call to return."""
+    consumer = FakeConsumer()
+    source, emitted = make_source(consumer)
+    assign(source, [TP])
+    clock = source._clock
+    assert isinstance(clock, FakeClock)
+    dispatcher = source._dispatcher
+    dispatcher.connect("s1", "w1", 1, RecordingTransport())
+    source._ingest(messages(TP, range(3)), clock.now)
+    clock.advance(0.01)  # past the linger
+    source.dispatch_now()
+    assert emitted == [], "no credit yet: the batch keeps growing"
+    dispatcher.credit("s1", 1)
+    source.dispatch_now()
+    assert [task.offsets for task in emitted] == [[0, 1, 2]]

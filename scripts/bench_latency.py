@@ -1,0 +1,88 @@
+"""The bench's latency run alone, at a fixed rate, for A/B comparisons of latency.
+
+`streamplane bench` runs its latency phase at half the rate its own pipeline run
+reached, so two builds are measured at different rates and their latencies do not
+compare. This script starts one embedded broker and runs only the latency phase at a
+rate you pick, alternating variants in the same process (the same warm broker), each
+with its own supervisor environment:
+
+    .venv/bin/python scripts/bench_latency.py --rate 38000 --reps 4 \\
+        before:PYTHONPATH=/tmp/before/src after:
+
+`before:PYTHONPATH=/tmp/before/src` runs the supervisor from another checkout (a
+`git worktree` with the generated `*_pb2.py` files copied in); `after:` runs this one.
+Prints one line per run: the variant, the load average, p50, p90 and p99 in ms, the
+seconds the pipeline needed after the last input, the mean records per task, and the
+lost and duplicated records. Discard each variant's first run: the broker's JVM is
+still warming up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from streamplane.config import load_settings
+from streamplane.dev.bench.limits import RSS_SAMPLE_S
+from streamplane.dev.bench.phases import Bench
+from streamplane.dev.bench.rss import RssSampler
+from streamplane.dev.broker import EmbeddedBroker
+
+PARTITIONS = 6
+
+
+def variant(spec: str) -> tuple[str, dict[str, str]]:
+    """'name:K=V,K=V' as a name and the supervisor's extra environment."""
+    name, _, assignments = spec.partition(":")
+    env: dict[str, str] = {}
+    for pair in filter(None, assignments.split(",")):
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"{pair!r} in {spec!r} is not KEY=VALUE")
+        env[key] = value
+    return name, env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, required=True, help="input events per second")
+    parser.add_argument("--reps", type=int, default=3, help="runs of each variant")
+    parser.add_argument("variants", nargs="+", type=variant, help="name:KEY=VALUE,...")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="streamplane-latency-"))
+    broker = EmbeddedBroker(workdir / "broker", port=0)
+    settings = load_settings(kafka_brokers=broker.start())
+    try:
+        with RssSampler(RSS_SAMPLE_S) as rss:
+            bench = Bench(settings, 1_000_000, PARTITIONS, workdir, rss, f"lat{int(time.time())}")
+            bench.broker_pid = broker.pid
+            for rep in range(args.reps):
+                for name, env in args.variants:
+                    run = f"{name}{rep}"
+                    # The phase produces at half the rate it is given.
+                    result = bench.latency(args.rate * 2, name=run, supervisor_env=env or None)
+                    bench.verify_latency(result)
+                    f = result.figures()
+                    print(
+                        name,
+                        round(os.getloadavg()[0], 2),
+                        f["latency_p50_ms"],
+                        f["latency_p90_ms"],
+                        f["latency_p99_ms"],
+                        f["latency_drain_s"],
+                        bench.records_per_task.get(run),
+                        "lost",
+                        result.tally.lost,
+                        "dup",
+                        result.tally.duplicates,
+                        flush=True,
+                    )
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()
