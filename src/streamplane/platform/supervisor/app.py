@@ -172,6 +172,8 @@ class Supervisor:
             id_prefix=self._prefix,
             emit=self.dispatcher.submit,
             max_age_s=sup.batch_max_age_ms / 1000,
+            # Under a mesh, tenants keep batches of their own: a task's tenant picks its
+            # domain there (MESH_TENANT_DOMAIN_MAP).
             contended=None if meshed else self._tasks_wait,
         )
         return Source(
@@ -188,8 +190,7 @@ class Supervisor:
         )
 
     def _tasks_wait(self) -> bool:
-        # Under a mesh, tenants stay in batches of their own: a task's tenant picks its
-        # domain (MESH_TENANT_DOMAIN_MAP), so the source never asks.
+        """Whether closed tasks wait for a worker (delayed retries included)."""
         return self.dispatcher.scheduler.queued_tasks > 0
 
     # -- serve ---------------------------------------------------------------------------
