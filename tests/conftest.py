@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,20 @@ import pytest
 from streamplane.dev.broker import EmbeddedBroker
 from streamplane.platform.kafka.exceptions import BrokerToolMissing
 from tests.support.topics import FreshTopics, fresh_topic_names
+
+
+@pytest.fixture(autouse=True)
+def _sigterm_not_ignored() -> None:
+    """Undo a SIGTERM that in-process Dagster execution left ignored.
+
+    Dagster maps SIGTERM to SIGINT's handler and restores both from SIGINT's original one
+    (`dagster._utils.interrupts`): in a pytest started with SIGINT ignored (a background
+    job of a shell without job control) SIGTERM stays ignored after the first in-process
+    materialization, every child inherits that, and tests that stop a child with SIGTERM
+    see it killed at the deadline instead (-9 where -15 was due).
+    """
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")
