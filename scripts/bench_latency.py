@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -82,6 +83,8 @@ def main() -> None:
                     )
     finally:
         broker.stop()
+        # The broker's logs of every run: hundreds of MB at these rates.
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
