@@ -12,6 +12,8 @@ from streamplane.config.base import Section, parse_listen, parse_tenant_domain_m
 
 Ordering = Literal["unordered", "key", "partition"]
 Guarantee = Literal["at_least_once", "exactly_once"]
+# BATCH_MAX_RECORDS when unset under PROCESSING_GUARANTEE=exactly_once.
+EXACTLY_ONCE_BATCH_MAX_RECORDS = 5000
 Engine = Literal["polars", "cudf"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
@@ -121,7 +123,13 @@ class SupervisorSettings(Section):
     # per task) over 4x the records of the old 500: `streamplane bench`, 300k events,
     # 2 cores, broker CPU per record under exactly_once 17-19 us -> 6.2 us,
     # ratio_eos_to_alo 0.60 -> 0.93, with lost 0.
-    batch_max_records: int = Field(2000, ge=1, le=100_000, description="Records per task")
+    # Under exactly_once each task is (at least) one transaction, and the broker's cost
+    # per transaction (markers on every partition written, the offset commit) outweighs
+    # the rest: unset, tasks there may grow to EXACTLY_ONCE_BATCH_MAX_RECORDS, where
+    # BATCH_MAX_BYTES usually binds first (~3,500 demo events). docs/performance.md.
+    batch_max_records: int = Field(
+        2000, ge=1, le=100_000, description="Records per task (unset: 5000 under exactly_once)"
+    )
     batch_max_bytes: int = Field(
         1_048_576, ge=1024, le=64 * 1024 * 1024, description="Bytes per task"
     )
@@ -176,6 +184,12 @@ class SupervisorSettings(Section):
                     "(it implies partition order); set ORDERING=partition or leave it unset"
                 )
             object.__setattr__(self, "ordering", "partition")  # the section is frozen
+        return self
+
+    @model_validator(mode="after")
+    def _task_size_for_exactly_once(self) -> SupervisorSettings:
+        if self.exactly_once and "batch_max_records" not in self.model_fields_set:
+            object.__setattr__(self, "batch_max_records", EXACTLY_ONCE_BATCH_MAX_RECORDS)
         return self
 
     @property
