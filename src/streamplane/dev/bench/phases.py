@@ -248,14 +248,16 @@ class Bench:
         workers: int,
         mesh: MeshLayout | None = None,
         supervisor_env: Mapping[str, str] | None = None,
+        worker_env: Mapping[str, str] | None = None,
     ) -> RunResult:
         """Run a supervisor and `workers` workers over the filled topic until committed.
 
-        With `mesh`, its nodes start first and tasks go through them (MeshData).
+        With `mesh`, its nodes start first and tasks go through them (MeshData);
+        `worker_env` then does not apply.
         """
         with self.fleet(route) as fleet:
             if mesh is None:
-                fleet.start(workers, supervisor_env)
+                fleet.start(workers, supervisor_env, worker_env)
             else:
                 fleet.start_mesh(mesh)
                 fleet.start(workers, mesh.supervisor_env(), mesh.worker_env())
