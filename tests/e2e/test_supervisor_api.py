@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
+import urllib.request
 
 import grpc
 import pytest
@@ -21,6 +24,12 @@ def _health(addr: str, service: str) -> int:
         return int(reply.status)
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def test_health_readiness_metrics_and_workers(procs: Processes, stack: Stack) -> None:
     produce_demo(procs, stack, 2_000, 2)
     sup = procs.supervisor(stack.env(MAX_INFLIGHT=3))
@@ -34,7 +43,14 @@ def test_health_readiness_metrics_and_workers(procs: Processes, stack: Stack) ->
     assert _health(sup.grpc_addr, "") == serving
     assert _health(sup.grpc_addr, "streamplane.runner.v1.Runner") == serving
 
-    worker = procs.worker(stack.env(SUPERVISOR_GRPC_ADDR=sup.grpc_addr, MAX_INFLIGHT=3))
+    worker_metrics = _free_port()
+    worker = procs.worker(
+        stack.env(
+            SUPERVISOR_GRPC_ADDR=sup.grpc_addr,
+            MAX_INFLIGHT=3,
+            WORKER_METRICS_LISTEN=f"127.0.0.1:{worker_metrics}",
+        )
+    )
     sup.wait_workers(1)
     wait_until(lambda: sup.records_done() >= 2_000, 60, message=lambda: str(sup.status()))
     [view] = sup.workers()
@@ -57,6 +73,22 @@ def test_health_readiness_metrics_and_workers(procs: Processes, stack: Stack) ->
         assert name in metrics, name
     assert (sup.metric("supervisor_records_consumed_total") or 0) >= 2_000
     assert (sup.metric("supervisor_task_seconds_count") or 0) >= 1
+    # Where latency goes: each stage saw records, aged by their Kafka timestamps.
+    for stage in ("consumed", "dispatched", "acked"):
+        found = re.search(
+            rf'^supervisor_record_age_seconds_count{{stage="{stage}"}} (\S+)$', metrics, re.M
+        )
+        assert found is not None, stage
+        assert float(found.group(1)) >= 1, stage
+    url = f"http://127.0.0.1:{worker_metrics}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        worker_text = response.read().decode()
+    for stage in ("received", "written"):
+        found = re.search(
+            rf'^worker_record_age_seconds_count{{stage="{stage}"}} (\S+)$', worker_text, re.M
+        )
+        assert found is not None, stage
+        assert float(found.group(1)) >= 1, stage
     # Labels stay bounded: only the known label names appear on per-tenant series.
     tenant_lines = [
         ln for ln in metrics.splitlines() if ln.startswith("supervisor_tasks_dispatched_total{")

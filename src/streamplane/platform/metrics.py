@@ -7,6 +7,7 @@ Tenant labels are capped: past MAX_TENANT_LABELS distinct tenants, the rest are 
 from __future__ import annotations
 
 import threading
+import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -91,6 +92,23 @@ TASK_SECONDS = Histogram(
     "From dispatch to ack",
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+# Where a record's latency goes: its age (now minus its Kafka timestamp) as it passes
+# each stage, one record per consume call or task, so the cost stays off the per-record
+# path. A producer's timestamp on another host carries that host's clock skew.
+RECORD_AGE_BUCKETS = (
+    0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+    60, 300,
+)  # fmt: skip
+RECORD_AGE = Histogram(
+    "supervisor_record_age_seconds",
+    "Age of a record by its Kafka timestamp when consumed (the first of each consume call), "
+    "dispatched and acked OK (the first of each task)",
+    ["stage"],
+    buckets=RECORD_AGE_BUCKETS,
+)
+AGE_CONSUMED = RECORD_AGE.labels("consumed")
+AGE_DISPATCHED = RECORD_AGE.labels("dispatched")
+AGE_ACKED = RECORD_AGE.labels("acked")
 
 WORKER_TASKS = Counter("worker_tasks_total", "Tasks processed by this worker", ["status"])
 WORKER_RECORDS_OUT = Counter("worker_records_written_total", "Records written", ["topic_kind"])
@@ -107,6 +125,26 @@ WORKER_TASK_SECONDS = Histogram(
     "Task processing time, receive to ack",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+WORKER_RECORD_AGE = Histogram(
+    "worker_record_age_seconds",
+    "Age of the first record of a task by its Kafka timestamp when the task is received "
+    "and when its writes are durable (acked OK)",
+    ["stage"],
+    buckets=RECORD_AGE_BUCKETS,
+)
+AGE_RECEIVED = WORKER_RECORD_AGE.labels("received")
+AGE_WRITTEN = WORKER_RECORD_AGE.labels("written")
+
+
+def observe_age(stage: Histogram, timestamp_ms: int) -> None:
+    """Observe the age of a record with Kafka timestamp `timestamp_ms` at `stage`.
+
+    Records without a timestamp (-1) are skipped; one from a clock ahead of ours counts
+    as age 0.
+    """
+    if timestamp_ms > 0:
+        stage.observe(max(0.0, time.time() - timestamp_ms / 1000))
+
 
 # -- MeshData (DESIGN.md section 4; docs/mesh.md) ---------------------------------------
 # Domains come from the manifest, reasons from fixed sets: every label set is bounded.

@@ -299,6 +299,7 @@ class MeshTransport:
             self._unsent(session, task.wire_id, "no mesh route for this session")
             return
         m.TASKS_DISPATCHED.labels(m.tenant_label(task.tenant)).inc()
+        m.observe_age(m.AGE_DISPATCHED, task.first_timestamp_ms)
         envelope = mesh_pb2.Envelope(
             id=task.wire_id,
             domain=self._scheduler.domain_of(task),

@@ -60,6 +60,7 @@ class StreamTransport:
     def send(self, session: str, task: Task) -> None:
         """Queue the task's message on the session's stream."""
         m.TASKS_DISPATCHED.labels(m.tenant_label(task.tenant)).inc()
+        m.observe_age(m.AGE_DISPATCHED, task.first_timestamp_ms)
         self.outboxes[session].put_nowait(task.to_message())
 
 
@@ -276,6 +277,7 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         except write_proof.ProofMismatch as exc:
             m.ACK_PROOFS_REFUSED.inc()
             return str(exc)
+        m.observe_age(m.AGE_ACKED, task.first_timestamp_ms)
         return None
 
     def _violation(self, session: str, reason: str) -> None:

@@ -96,6 +96,7 @@ class Source:
             )
             now = self._clock()
             if msgs:
+                m.observe_age(m.AGE_CONSUMED, msgs[0].timestamp()[1])
                 self._ingest(msgs, now)
             self._dispatch(now)
             self._backpressure(consumer)

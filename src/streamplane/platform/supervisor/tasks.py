@@ -65,6 +65,12 @@ class Task:
         return len(self.records.offsets)
 
     @property
+    def first_timestamp_ms(self) -> int:
+        """The Kafka timestamp of the task's first record; -1 for an empty task."""
+        stamps = self.records.timestamps_ms
+        return stamps[0] if stamps else -1
+
+    @property
     def lane_id(self) -> Hashable:
         """The lane the scheduler serialises this task in."""
         return self.lane if self.lane is not None else self.task_id

@@ -344,6 +344,7 @@ class Worker:
 
     # -- tasks ------------------------------------------------------------------------
     def _start_task(self, session: int, task: runner_pb2.Task) -> None:
+        m.observe_age(m.AGE_RECEIVED, _first_timestamp_ms(task))
         self._inflight[task.task_id] = time.monotonic()
         self._last_activity = time.monotonic()
         loop = asyncio.get_running_loop()
@@ -411,10 +412,16 @@ class Worker:
         else:
             msg.ack.status = runner_pb2.ACK_STATUS_OK
             write_proof.fill(msg.ack.proof, task.records.offsets, written or {})
+            m.observe_age(m.AGE_WRITTEN, _first_timestamp_ms(task))
             status = "ok"
         m.WORKER_TASKS.labels(status).inc()
         m.WORKER_TASK_SECONDS.observe(time.monotonic() - started)
         self._outbox.put_nowait(msg)
+
+
+def _first_timestamp_ms(task: runner_pb2.Task) -> int:
+    stamps = task.records.timestamps_ms
+    return stamps[0] if stamps else -1
 
 
 def _credit(available: int) -> runner_pb2.WorkerMessage:
