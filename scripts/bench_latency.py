@@ -12,9 +12,9 @@ with its own supervisor environment:
 `before:PYTHONPATH=/tmp/before/src` runs the supervisor from another checkout (a
 `git worktree` with the generated `*_pb2.py` files copied in); `after:` runs this one.
 Prints one line per run: the variant, the load average, p50, p90 and p99 in ms, the
-seconds the pipeline needed after the last input, the mean records per task, and the
-lost and duplicated records. Discard each variant's first run: the broker's JVM is
-still warming up.
+seconds the pipeline needed after the last input, the mean records per task, the
+lost and duplicated records, and the median age of a record at each stage (where the
+time went). Discard each variant's first run: the broker's JVM is still warming up.
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ def main() -> None:
                         result.tally.lost,
                         "dup",
                         result.tally.duplicates,
+                        f["latency_stage_p50_ms"],
                         flush=True,
                     )
     finally:

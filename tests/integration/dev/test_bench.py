@@ -36,6 +36,7 @@ REQUIRED_KEYS = {
     "ratio_pipeline_to_passthrough",
     "latency_p50_ms",
     "latency_p99_ms",
+    "latency_stage_p50_ms",
     "supervisor_peak_rss_mb",
     "worker_peak_rss_mb",
     "lost",
@@ -112,6 +113,11 @@ def test_figures_are_consistent(report: dict[str, Any]) -> None:
     assert 0 < report["latency_records"] <= COUNT
     assert report["latency_warmup_records"] > 0
     assert report["latency_drain_s"] >= 0
+    # Every stage of both roles saw the measured records (the warm-up's are left out).
+    for key in ("latency_stage_p50_ms", "eos_latency_stage_p50_ms"):
+        stage_ages = report[key]
+        assert list(stage_ages) == ["consumed", "dispatched", "received", "written", "acked"]
+        assert all(age is not None and age >= 0 for age in stage_ages.values()), stage_ages
     sizes = report["records_per_task"]
     assert set(sizes) == {"pipeline1", "pipeline2", "latency", "eos1", "eos_latency"}
     assert all(0 < size <= COUNT for size in sizes.values()), sizes

@@ -68,6 +68,7 @@ class Fleet:
         self._on_stopped = on_stopped
         self._children: list[Child] = []
         self._http_port = 0
+        self._worker_metrics_ports: list[int] = []
 
     def __enter__(self) -> Fleet:
         return self
@@ -103,9 +104,12 @@ class Fleet:
         )
         grpc_port, self._http_port = self._wait_ports(supervisor, ready_file)
         for _ in range(workers):
+            # Each worker serves its /metrics (record ages by stage) on a port of its own.
+            port = processes.free_port(avoid=self._worker_metrics_ports)
+            self._worker_metrics_ports.append(port)
             self._spawn(
                 "worker",
-                **(worker_env or {}),
+                **{**(worker_env or {}), "WORKER_METRICS_LISTEN": f"127.0.0.1:{port}"},
                 OUTPUT_TOPIC=r.output,
                 DLQ_TOPIC=r.dlq,
                 SUPERVISOR_GRPC_ADDR=f"127.0.0.1:{grpc_port}",
@@ -219,6 +223,11 @@ class Fleet:
         status: dict[str, Any] = get_json(f"http://127.0.0.1:{self._http_port}/v1/status")
         return status
 
+    def metrics(self) -> list[str]:
+        """The /metrics text of the supervisor and of every worker."""
+        ports = [self._http_port, *self._worker_metrics_ports]
+        return [get_text(f"http://127.0.0.1:{port}/metrics") for port in ports]
+
     def _ready_workers(self) -> list[dict[str, Any]] | None:
         """Workers holding credit, or None while the supervisor is not ready."""
         base = f"http://127.0.0.1:{self._http_port}"
@@ -277,6 +286,12 @@ def get_json(url: str) -> Any:
     """GET a JSON document from the local supervisor."""
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - http://127.0.0.1
         return json.loads(response.read())
+
+
+def get_text(url: str) -> str:
+    """GET a text document from a local process."""
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - http://127.0.0.1
+        return str(response.read().decode())
 
 
 def child_env(settings: Settings) -> dict[str, str]:

@@ -41,6 +41,7 @@ from typing import Any, NoReturn
 from tqdm import tqdm
 
 from streamplane.config import Settings
+from streamplane.dev.bench import stages
 from streamplane.dev.bench.cpu import cpu_seconds, own_cpu_seconds, projected_rate, us_per_record
 from streamplane.dev.bench.exceptions import BenchError
 from streamplane.dev.bench.fleet import Fleet, MeshLayout, child_env
@@ -360,6 +361,7 @@ class Bench:
             # produce(), so a longer linger would count as pipeline latency.
             producer = DurableProducer({**self.kafka, "linger.ms": 5})
             self.warm_up(route, fleet, producer, warm, rate, name)
+            ages_before = stages.read_buckets(fleet.metrics())
             measured_from_ms = int(time.time() * 1000)
             with progress_bar(name, count) as bar:
                 produce_events(producer, source, iter(batch), rate, on_progress=advance(bar))
@@ -369,6 +371,7 @@ class Bench:
             with progress_bar(f"{name} drain", count) as bar:
                 drained = self.wait_committed(route, ends, fleet, bar)
             self.note_task_size(route, fleet)
+            ages = stages.since(ages_before, stages.read_buckets(fleet.metrics()))
             if visible is not None:
                 visible.finish(warmup + count)
         # Seconds the pipeline needed after the last event was written; well above the
@@ -382,6 +385,7 @@ class Bench:
             Tally.expecting(source, ends),
             measured_from_ms=measured_from_ms,
             warmup_records=warmup,
+            stage_p50_ms=stages.stage_medians(ages),
         )
         result.visibility = visible
         return result
@@ -433,6 +437,7 @@ class Bench:
             "eos_latency_warmup_records": late["latency_warmup_records"],
             "eos_latency_p50_ms": late["latency_p50_ms"],
             "eos_latency_p99_ms": late["latency_p99_ms"],
+            "eos_latency_stage_p50_ms": late["latency_stage_p50_ms"],
         }
         if latency.visibility is not None:
             figures.update(latency.visibility.figures("eos_visibility"))

@@ -85,6 +85,8 @@ class LatencyResult:
     measured_from_ms: int = 0
     warmup_records: int = 0
     latencies_ms: list[int] = field(default_factory=list)
+    # Median age of a record at each stage of the pipeline, in stage order (stages.py).
+    stage_p50_ms: dict[str, float | None] = field(default_factory=dict)
     # The read_committed tail of the run, when it had one (exactly_once).
     visibility: VisibilityTail | None = None
 
@@ -96,7 +98,7 @@ class LatencyResult:
         if source_ms >= self.measured_from_ms:
             self.latencies_ms.append(written_ms - source_ms)
 
-    def figures(self) -> dict[str, float | int | None]:
+    def figures(self) -> dict[str, float | int | dict[str, float | None] | None]:
         """The latency figures of the report."""
         ordered = sorted(self.latencies_ms)
         return {
@@ -108,6 +110,7 @@ class LatencyResult:
             "latency_p90_ms": percentile(ordered, 90),
             "latency_p99_ms": percentile(ordered, 99),
             "latency_max_ms": ordered[-1] if ordered else None,
+            "latency_stage_p50_ms": self.stage_p50_ms,
         }
 
 
