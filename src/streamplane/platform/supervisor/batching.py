@@ -165,8 +165,12 @@ class Batcher:
             return True
         return max(self._seen.get(tenant, 0), self._before.get(tenant, 0)) >= BUSY_RECORDS
 
-    def flush_due(self, now: float, force: bool = False, limit: int | None = None) -> int:
+    def flush_due(
+        self, now: float, force: bool = False, limit: int | None = None, eager: bool = False
+    ) -> int:
         """Close batches that have lingered long enough, oldest first; returns how many.
+
+        `eager` closes them without waiting out the linger (the input has caught up).
 
         `limit` caps how many close: the source closes only as many as workers have idle
         credit for, so while every worker is busy batches keep growing instead of
@@ -175,7 +179,8 @@ class Batcher:
         batch under a backlog would otherwise hold its partition's lowest outstanding
         offset, and so the committed offset, for as long as the backlog lasts.
         """
-        return self._close_older(now - self._linger_s, limit, force) + self.flush_stale(now)
+        opened_by = now if eager else now - self._linger_s
+        return self._close_older(opened_by, limit, force) + self.flush_stale(now)
 
     def flush_stale(self, now: float) -> int:
         """Close every batch older than `max_age_s`; returns how many."""

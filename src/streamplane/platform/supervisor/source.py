@@ -73,6 +73,10 @@ class Source:
         self._last_commit: dict[TopicPartition, CommitPoint] = {}
         self.paused = False
         self.assigned: set[TopicPartition] = set()
+        self._consume_batch = CONSUME_BATCH
+        # Whether the last consume came back short while fetching: nothing more waits
+        # in Kafka, so a lingering batch would gain no records, only latency.
+        self._caught_up = False
         # False under exactly_once: workers commit offsets in their transactions.
         self._commits = commits
         # The group metadata of the current generation (read at each assignment).
@@ -95,29 +99,41 @@ class Source:
                 self._executor, consumer.consume, CONSUME_BATCH, self._poll_s
             )
             now = self._clock()
-            if msgs:
-                m.observe_age(m.AGE_CONSUMED, msgs[0].timestamp()[1])
-                self._ingest(msgs, now)
-            self._dispatch(now)
+            self._take(msgs, now)
             self._backpressure(consumer)
             self._on_tick()
             if now >= next_commit:
                 self.commit(asynchronous=True)
                 next_commit = now + self._commit_interval_s
 
+    def _take(self, msgs: list[Message], now: float) -> None:
+        """Hand one consume call's records to the batcher, then dispatch."""
+        self._caught_up = len(msgs) < self._consume_batch and not self.paused
+        if msgs:
+            m.observe_age(m.AGE_CONSUMED, msgs[0].timestamp()[1])
+            self._ingest(msgs, now)
+        self._dispatch(now)
+
     def dispatch_now(self) -> None:
         """Dispatch, closing lingering batches for idle credit (on an ack or new credit)."""
         self._dispatch(self._clock())
 
     def _dispatch(self, now: float) -> None:
-        """Send what is queued; close lingering batches for idle credit, stale ones anyway."""
+        """Send what is queued; close batches for idle credit, stale ones anyway.
+
+        A batch closes for idle credit once it has lingered, or at once while the input
+        has caught up.
+        """
         dispatcher = self._dispatcher
         dispatcher.dispatch()
         if dispatcher.draining:
             return
         idle = dispatcher.idle_credit()
         batcher = self._batcher
-        closed = batcher.flush_due(now, limit=idle) if idle > 0 else batcher.flush_stale(now)
+        if idle > 0:
+            closed = batcher.flush_due(now, limit=idle, eager=self._caught_up)
+        else:
+            closed = batcher.flush_stale(now)
         if closed:
             dispatcher.dispatch()
 

@@ -284,3 +284,42 @@ def test_new_credit_closes_a_lingering_batch_without_waiting_for_the_next_fetch(
     dispatcher.credit("s1", 1)
     source.dispatch_now()
     assert [task.offsets for task in emitted] == [[0, 1, 2]]
+
+
+def _with_idle_credit(consume_batch: int) -> tuple[Source, list[Task], FakeClock]:
+    source, emitted = make_source(FakeConsumer())
+    assign(source, [TP])
+    source._consume_batch = consume_batch
+    source._dispatcher.connect("s1", "w1", 4, RecordingTransport())
+    source._dispatcher.credit("s1", 4)
+    clock = source._clock
+    assert isinstance(clock, FakeClock)
+    return source, emitted, clock
+
+
+def test_a_short_consume_closes_batches_for_idle_credit_without_lingering() -> None:
+    """A consume that came back short means the input has caught up: waiting out the
+    linger would add latency and no records."""
+    source, emitted, clock = _with_idle_credit(consume_batch=5)
+    source._take(messages(TP, range(3)), clock.now)
+    assert [task.offsets for task in emitted] == [[0, 1, 2]]
+
+
+def test_a_full_consume_lets_batches_linger_to_grow() -> None:
+    source, emitted, clock = _with_idle_credit(consume_batch=3)
+    source._take(messages(TP, range(3)), clock.now)
+    assert emitted == [], "more records wait in Kafka: the batch lingers"
+    clock.advance(0.01)  # past the linger
+    source.dispatch_now()
+    assert [task.offsets for task in emitted] == [[0, 1, 2]]
+
+
+def test_a_paused_source_has_not_caught_up() -> None:
+    """Under backpressure consume comes back empty while a backlog waits in Kafka."""
+    source, emitted, clock = _with_idle_credit(consume_batch=5)
+    source.paused = True
+    source._take(messages(TP, range(3)), clock.now)
+    assert emitted == []
+    source.paused = False
+    source._take([], clock.now)
+    assert [task.offsets for task in emitted] == [[0, 1, 2]]
