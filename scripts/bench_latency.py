@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -53,39 +52,38 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="runs of each variant")
     parser.add_argument("variants", nargs="+", type=variant, help="name:KEY=VALUE,...")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="streamplane-latency-"))
-    broker = EmbeddedBroker(workdir / "broker", port=0)
-    settings = load_settings(kafka_brokers=broker.start())
-    try:
-        with RssSampler(RSS_SAMPLE_S) as rss:
-            bench = Bench(settings, 1_000_000, PARTITIONS, workdir, rss, f"lat{int(time.time())}")
-            bench.broker_pid = broker.pid
-            for rep in range(args.reps):
-                for name, env in args.variants:
-                    run = f"{name}{rep}"
-                    # The phase produces at half the rate it is given.
-                    result = bench.latency(args.rate * 2, name=run, supervisor_env=env or None)
-                    bench.verify_latency(result)
-                    f = result.figures()
-                    print(
-                        name,
-                        round(os.getloadavg()[0], 2),
-                        f["latency_p50_ms"],
-                        f["latency_p90_ms"],
-                        f["latency_p99_ms"],
-                        f["latency_drain_s"],
-                        bench.records_per_task.get(run),
-                        "lost",
-                        result.tally.lost,
-                        "dup",
-                        result.tally.duplicates,
-                        f["latency_stage_p50_ms"],
-                        flush=True,
-                    )
-    finally:
-        broker.stop()
-        # The broker's logs of every run: hundreds of MB at these rates.
-        shutil.rmtree(workdir, ignore_errors=True)
+    # The folder goes with its broker's logs: hundreds of MB at these rates.
+    with (
+        tempfile.TemporaryDirectory(prefix="streamplane-latency-") as scratch,
+        EmbeddedBroker(Path(scratch) / "broker", port=0) as broker,
+        RssSampler(RSS_SAMPLE_S) as rss,
+    ):
+        workdir = Path(scratch)
+        settings = load_settings(kafka_brokers=broker.bootstrap)
+        bench = Bench(settings, 1_000_000, PARTITIONS, workdir, rss, f"lat{int(time.time())}")
+        bench.broker_pid = broker.pid
+        for rep in range(args.reps):
+            for name, env in args.variants:
+                run = f"{name}{rep}"
+                # The phase produces at half the rate it is given.
+                result = bench.latency(args.rate * 2, name=run, supervisor_env=env or None)
+                bench.verify_latency(result)
+                f = result.figures()
+                print(
+                    name,
+                    round(os.getloadavg()[0], 2),
+                    f["latency_p50_ms"],
+                    f["latency_p90_ms"],
+                    f["latency_p99_ms"],
+                    f["latency_drain_s"],
+                    bench.records_per_task.get(run),
+                    "lost",
+                    result.tally.lost,
+                    "dup",
+                    result.tally.duplicates,
+                    f["latency_stage_p50_ms"],
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -60,38 +59,37 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2, help="runs of each variant")
     parser.add_argument("variants", nargs="+", type=variant, help="name:KEY=VALUE,...")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="streamplane-pipeline-"))
-    broker = EmbeddedBroker(workdir / "broker", port=0)
-    settings = load_settings(kafka_brokers=broker.start())
-    try:
-        with RssSampler(RSS_SAMPLE_S) as rss:
-            bench = Bench(settings, args.count, PARTITIONS, workdir, rss, f"ab{int(time.time())}")
-            bench.broker_pid = broker.pid
-            source = f"{bench.prefix}.in"
-            ends = bench.fill(source)
-            for rep in range(args.reps):
-                for name, supervisor_env, worker_env in args.variants:
-                    run = f"{name}{rep}"
-                    route = bench.route(run, source)
-                    result = bench.pipeline(route, ends, 1, None, supervisor_env, worker_env)
-                    tally = bench.verify(route, ends)
-                    cpu = {role: round(us or 0.0, 2) for role, us in result.cpu_us.items()}
-                    print(
-                        name,
-                        round(os.getloadavg()[0], 2),
-                        round(result.rate or 0.0),
-                        cpu,
-                        bench.records_per_task.get(run),
-                        "lost",
-                        tally.lost,
-                        "dup",
-                        tally.duplicates,
-                        flush=True,
-                    )
-    finally:
-        broker.stop()
-        # The broker's logs of every run: hundreds of MB at these rates.
-        shutil.rmtree(workdir, ignore_errors=True)
+    # The folder goes with its broker's logs: hundreds of MB at these rates.
+    with (
+        tempfile.TemporaryDirectory(prefix="streamplane-pipeline-") as scratch,
+        EmbeddedBroker(Path(scratch) / "broker", port=0) as broker,
+        RssSampler(RSS_SAMPLE_S) as rss,
+    ):
+        workdir = Path(scratch)
+        settings = load_settings(kafka_brokers=broker.bootstrap)
+        bench = Bench(settings, args.count, PARTITIONS, workdir, rss, f"ab{int(time.time())}")
+        bench.broker_pid = broker.pid
+        source = f"{bench.prefix}.in"
+        ends = bench.fill(source)
+        for rep in range(args.reps):
+            for name, supervisor_env, worker_env in args.variants:
+                run = f"{name}{rep}"
+                route = bench.route(run, source)
+                result = bench.pipeline(route, ends, 1, None, supervisor_env, worker_env)
+                tally = bench.verify(route, ends)
+                cpu = {role: round(us or 0.0, 2) for role, us in result.cpu_us.items()}
+                print(
+                    name,
+                    round(os.getloadavg()[0], 2),
+                    round(result.rate or 0.0),
+                    cpu,
+                    bench.records_per_task.get(run),
+                    "lost",
+                    tally.lost,
+                    "dup",
+                    tally.duplicates,
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

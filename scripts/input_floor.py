@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -79,18 +78,15 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2, help="runs of each linger")
     parser.add_argument("lingers", nargs="+", type=int, help="input producer linger.ms")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="streamplane-floor-"))
-    broker = EmbeddedBroker(workdir / "broker", port=0)
-    brokers = broker.start()
-    try:
+    with (
+        tempfile.TemporaryDirectory(prefix="streamplane-floor-") as scratch,
+        EmbeddedBroker(Path(scratch) / "broker", port=0) as broker,
+    ):
         for _ in range(args.reps):
             for linger in args.lingers:
-                ages = one_run(brokers, args.rate, linger)
+                ages = one_run(broker.bootstrap, args.rate, linger)
                 figures = [percentile(ages, p) for p in (50, 90, 99)]
                 print(linger, round(os.getloadavg()[0], 2), *figures, flush=True)
-    finally:
-        broker.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

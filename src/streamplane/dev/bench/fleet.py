@@ -284,8 +284,7 @@ class MeshLayout:
 
 def get_json(url: str) -> Any:
     """GET a JSON document from the local supervisor."""
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - http://127.0.0.1
-        return json.loads(response.read())
+    return json.loads(get_text(url))
 
 
 def get_text(url: str) -> str:

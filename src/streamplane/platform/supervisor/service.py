@@ -245,9 +245,12 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
             if not (ok or retry or ack.status == runner_pb2.ACK_STATUS_REJECT):
                 return f"ack {quoted_id(ack.task_id)} has no status"
             if ok:
-                refused = self._refused_proof(session, ack)
+                task = self._dispatcher.held(session, ack.task_id)
+                refused = self._refused_proof(task, ack)
                 if refused:
                     return refused
+                if task is not None:
+                    m.observe_age(m.AGE_ACKED, task.first_timestamp_ms)
             try:
                 self._dispatcher.ack(session, ack.task_id, ok, retry, ack.error)
             except ProtocolViolation as exc:
@@ -262,14 +265,13 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         self._on_change()
         return None
 
-    def _refused_proof(self, session: str, ack: runner_pb2.Ack) -> str | None:
-        """Why an OK ack's write proof fails its task, or None when it holds.
+    def _refused_proof(self, task: Task | None, ack: runner_pb2.Ack) -> str | None:
+        """Why an OK ack's write proof fails its held task, or None when it holds.
 
         Checked before the dispatcher settles the task, so a refused ack leaves the task
         in flight and the disconnect that follows requeues it. Late acks of attempts
         already given up are not checked: the dispatcher ignores them.
         """
-        task = self._dispatcher.held(session, ack.task_id)
         if task is None:
             return None
         try:
@@ -277,7 +279,6 @@ class RunnerService(runner_pb2_grpc.RunnerServicer):
         except write_proof.ProofMismatch as exc:
             m.ACK_PROOFS_REFUSED.inc()
             return str(exc)
-        m.observe_age(m.AGE_ACKED, task.first_timestamp_ms)
         return None
 
     def _violation(self, session: str, reason: str) -> None:
