@@ -1,6 +1,7 @@
 """A 1,000,000-record backlog and a slow worker: pending records and supervisor memory
-stay bounded, because fetching pauses above MAX_PENDING_RECORDS and resumes below the
-low mark (MAX_PENDING_RECORDS // 2).
+stay bounded, because the supervisor stops taking records above MAX_PENDING_RECORDS
+(librdkafka's bounded prefetch then stops fetching) and takes them again below the low
+mark (MAX_PENDING_RECORDS // 2).
 """
 
 from __future__ import annotations

@@ -4,6 +4,16 @@ The consumer is owned by one asyncio task; blocking `consume` calls run in a ded
 thread. Rebalance callbacks fire inside `consume`, on that thread, while the event loop
 is free (it awaits the same call), so they hop onto the loop and wait for it: all
 dispatch state is touched by the loop thread only.
+
+Backpressure holds before it pauses. Above the pending bound the source stops taking
+records and leaves them in librdkafka's prefetch, which is bounded
+(`queued.max.messages.kbytes`) and stops fetching once full. librdkafka's own pause
+would purge that prefetch, and the resume would fetch, decompress and parse it all
+again: under a backlog, where the bound is reached every few hundred milliseconds, that
+was over half the supervisor's CPU per record (docs/performance.md). While held, a
+one-record consume every HOLD_EVENTS_S serves the group's events (rebalances run inside
+`consume`); should the records taken that way reach CONSUME_BATCH, fetching pauses
+outright, so the bound still holds when no worker drains anything for minutes.
 """
 
 from __future__ import annotations
@@ -33,6 +43,10 @@ T = TypeVar("T")
 # Records taken per consume call: big enough to amortise the thread hop, small enough
 # that the loop serves acks between calls.
 CONSUME_BATCH = 2000
+
+# While held above the pending bound: how often a one-record consume serves the group's
+# events. A rebalance waits at most this long; the records it takes are at most 10 a second.
+HOLD_EVENTS_S = 0.1
 
 # How long an assignment waits to read the committed offsets before leaving them to
 # librdkafka (under exactly-once they wait for open transactions to settle).
@@ -71,7 +85,11 @@ class Source:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, "sp-consumer")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_commit: dict[TopicPartition, CommitPoint] = {}
+        # Held: above the bound, taking no records (see the module docstring).
         self.paused = False
+        # librdkafka's pause applied too: records taken while held reached the slack.
+        self._fetch_paused = False
+        self._next_events = 0.0
         self.assigned: set[TopicPartition] = set()
         self._consume_batch = CONSUME_BATCH
         # Whether the last consume came back short while fetching: nothing more waits
@@ -95,20 +113,42 @@ class Source:
         )
         next_commit = self._clock() + self._commit_interval_s
         while not stop.is_set():
-            msgs = await self._loop.run_in_executor(
-                self._executor, consumer.consume, CONSUME_BATCH, self._poll_s
-            )
+            asked = self._take_size()
+            msgs = await self._fetch(consumer, asked)
             now = self._clock()
-            self._take(msgs, now)
+            self._take(msgs, now, asked)
             self._backpressure(consumer)
             self._on_tick()
             if now >= next_commit:
                 self.commit(asynchronous=True)
                 next_commit = now + self._commit_interval_s
 
-    def _take(self, msgs: list[Message], now: float) -> None:
+    def _take_size(self) -> int:
+        """How many records the next consume may take: what the bound still has room for.
+
+        Capped so that taking never overshoots the bound, which leaves the hold its whole
+        CONSUME_BATCH of slack.
+        """
+        room = self._high - self._dispatcher.pending_records
+        return max(1, min(self._consume_batch, room))
+
+    async def _fetch(self, consumer: GroupConsumer, asked: int) -> list[Message]:
+        """One consume call; while held, only a one-record call now and then, for events."""
+        assert self._loop is not None
+        if not self.paused:
+            return await self._loop.run_in_executor(
+                self._executor, consumer.consume, asked, self._poll_s
+            )
+        await asyncio.sleep(self._poll_s)
+        now = self._clock()
+        if now < self._next_events:
+            return []
+        self._next_events = now + HOLD_EVENTS_S
+        return await self._loop.run_in_executor(self._executor, consumer.consume, 1, 0)
+
+    def _take(self, msgs: list[Message], now: float, asked: int) -> None:
         """Hand one consume call's records to the batcher, then dispatch."""
-        self._caught_up = len(msgs) < self._consume_batch and not self.paused
+        self._caught_up = len(msgs) < asked and not self.paused
         if msgs:
             m.observe_age(m.AGE_CONSUMED, msgs[0].timestamp()[1])
             self._ingest(msgs, now)
@@ -246,15 +286,20 @@ class Source:
     def _backpressure(self, consumer: GroupConsumer) -> None:
         pending = self._dispatcher.pending_records
         if not self.paused and pending >= self._high:
-            consumer.pause(self.assigned)
             self.paused = True
             m.PAUSED.set(1)
-            logger.info("paused fetching", extra={"pending": pending})
+            logger.info("paused fetching", extra={"pending": pending, "how": "held"})
         elif self.paused and pending <= self._low:
-            consumer.resume(self.assigned)
+            if self._fetch_paused:
+                consumer.resume(self.assigned)
+                self._fetch_paused = False
             self.paused = False
             m.PAUSED.set(0)
             logger.info("resumed fetching", extra={"pending": pending})
+        elif self.paused and not self._fetch_paused and pending >= self._high + self._consume_batch:
+            consumer.pause(self.assigned)
+            self._fetch_paused = True
+            logger.info("paused fetching", extra={"pending": pending, "how": "librdkafka"})
 
     # -- commits ----------------------------------------------------------------------
     def commit(self, asynchronous: bool) -> None:
@@ -318,7 +363,7 @@ class Source:
 
         self._on_loop(assign)
         if self._consumer is not None:
-            if self.paused:
+            if self._fetch_paused:
                 # New partitions start paused too, or a backlog could overrun the bound.
                 self._consumer.pause(partitions)
             else:

@@ -1,4 +1,5 @@
-"""The source's guard against librdkafka restarting a partition below what it took.
+"""The source: its guard against librdkafka restarting a partition below what it took,
+its backpressure (hold, then pause), and when batches close without lingering.
 
 A pause racing an assignment can make librdkafka fetch a partition from
 auto.offset.reset (its beginning) after records of the same generation were taken: the
@@ -18,7 +19,7 @@ from streamplane.platform.kafka.exceptions import KafkaUnavailable
 from streamplane.platform.kafka.types import Message, TopicPartition
 from streamplane.platform.supervisor import completed_offsets
 from streamplane.platform.supervisor.batching import Batcher
-from streamplane.platform.supervisor.source import Source
+from streamplane.platform.supervisor.source import HOLD_EVENTS_S, Source
 from streamplane.platform.supervisor.tasks import Task
 from tests.unit.platform.supervisor.factories import (
     FakeClock,
@@ -96,6 +97,11 @@ class FakeConsumer:
 
     # librdkafka's pause flags: they outlive a revoke and a new assign.
     paused: set[TopicPartition] = field(default_factory=set)
+    consumed: list[tuple[int, float]] = field(default_factory=list)
+
+    def consume(self, max_records: int, timeout: float) -> list[Message]:
+        self.consumed.append((max_records, timeout))
+        return []
 
     def pause(self, partitions: Iterable[TopicPartition]) -> None:
         self.paused |= set(partitions)
@@ -237,6 +243,77 @@ def revoke(source: Source, partitions: list[TopicPartition]) -> None:
     asyncio.run(main())
 
 
+def hold_and_pause(source: Source, consumer: FakeConsumer, tp: TopicPartition) -> None:
+    """Fill the bound (the source holds), then its slack (librdkafka pauses too)."""
+    source._ingest(messages(tp, range(10_000)), 0.0)
+    source._backpressure(consumer)  # type: ignore[arg-type]
+    source._ingest(messages(tp, range(10_000, 12_000)), 0.0)
+    source._backpressure(consumer)  # type: ignore[arg-type]
+
+
+def test_above_the_bound_the_source_holds_and_keeps_librdkafkas_prefetch() -> None:
+    """Pausing would purge librdkafka's prefetch and the resume fetch it all again."""
+    consumer = FakeConsumer()
+    source, _ = make_source(consumer)
+    assign(source, [TP])
+    source._ingest(messages(TP, range(10_000)), 0.0)
+    source._backpressure(consumer)  # type: ignore[arg-type]
+    assert source.paused
+    assert consumer.paused == set(), "held, not paused in librdkafka"
+    source._dispatcher.ledger.tracker(TP).complete(list(range(9_500)))  # type: ignore[union-attr]
+    source._backpressure(consumer)  # type: ignore[arg-type]
+    assert not source.paused
+
+
+def test_records_taken_while_held_past_the_slack_pause_librdkafka() -> None:
+    """The held source's event polls take a record at a time: the bound must still hold
+    while no worker drains anything, so past CONSUME_BATCH of them fetching pauses."""
+    consumer = FakeConsumer()
+    source, _ = make_source(consumer)
+    assign(source, [TP])
+    source._ingest(messages(TP, range(10_000)), 0.0)
+    source._backpressure(consumer)  # type: ignore[arg-type]
+    source._ingest(messages(TP, range(10_000, 11_999)), 0.0)
+    source._backpressure(consumer)  # type: ignore[arg-type]
+    assert consumer.paused == set()
+    source._ingest(messages(TP, range(11_999, 12_000)), 0.0)
+    source._backpressure(consumer)  # type: ignore[arg-type]
+    assert consumer.paused == {TP}
+    source._dispatcher.ledger.tracker(TP).complete(list(range(11_500)))  # type: ignore[union-attr]
+    source._backpressure(consumer)  # type: ignore[arg-type]
+    assert not source.paused
+    assert consumer.paused == set()
+
+
+def test_a_take_never_overshoots_the_bound() -> None:
+    consumer = FakeConsumer()
+    source, _ = make_source(consumer)
+    assign(source, [TP])
+    assert source._take_size() == source._consume_batch
+    source._ingest(messages(TP, range(9_990)), 0.0)
+    assert source._take_size() == 10
+    source._ingest(messages(TP, range(9_990, 10_000)), 0.0)
+    assert source._take_size() == 1
+
+
+def test_a_held_source_only_polls_for_group_events_now_and_then() -> None:
+    consumer = FakeConsumer()
+    source, _ = make_source(consumer)
+    clock = source._clock
+    assert isinstance(clock, FakeClock)
+    source.paused = True
+
+    async def fetch_twice() -> None:
+        source._loop = asyncio.get_running_loop()
+        await source._fetch(consumer, 1)  # type: ignore[arg-type]
+        await source._fetch(consumer, 1)  # type: ignore[arg-type]
+        clock.advance(HOLD_EVENTS_S)
+        await source._fetch(consumer, 1)  # type: ignore[arg-type]
+
+    asyncio.run(fetch_twice())
+    assert consumer.consumed == [(1, 0), (1, 0)], "one-record polls, one per HOLD_EVENTS_S"
+
+
 def test_a_partition_paused_before_a_rebalance_is_fetched_again_after_it() -> None:
     """Paused under a backlog, revoked, the resume finding nothing assigned, then assigned
     again: it must be fetched, not left paused for good."""
@@ -244,8 +321,7 @@ def test_a_partition_paused_before_a_rebalance_is_fetched_again_after_it() -> No
     consumer = FakeConsumer()
     source, _ = make_source(consumer)
     assign(source, tps)
-    source._ingest(messages(tps[0], range(20_000)), 0.0)
-    source._backpressure(consumer)  # type: ignore[arg-type]
+    hold_and_pause(source, consumer, tps[0])
     assert source.paused
     assert consumer.paused == set(tps)
 
@@ -260,11 +336,21 @@ def test_partitions_assigned_while_paused_start_paused() -> None:
     consumer = FakeConsumer()
     source, _ = make_source(consumer)
     assign(source, [TP])
-    source._ingest(messages(TP, range(20_000)), 0.0)
-    source._backpressure(consumer)  # type: ignore[arg-type]
+    hold_and_pause(source, consumer, TP)
     other = ("in", 7)
     assign(source, [other])
     assert other in consumer.paused
+
+
+def test_partitions_assigned_while_held_are_fetched() -> None:
+    """Only held, librdkafka pauses nothing: a new partition's prefetch fills and waits."""
+    consumer = FakeConsumer()
+    source, _ = make_source(consumer)
+    assign(source, [TP])
+    source._ingest(messages(TP, range(10_000)), 0.0)
+    source._backpressure(consumer)  # type: ignore[arg-type]
+    assign(source, [OTHER])
+    assert consumer.paused == set()
 
 
 def test_new_credit_closes_a_lingering_batch_without_waiting_for_the_next_fetch() -> None:
@@ -286,10 +372,9 @@ def test_new_credit_closes_a_lingering_batch_without_waiting_for_the_next_fetch(
     assert [task.offsets for task in emitted] == [[0, 1, 2]]
 
 
-def _with_idle_credit(consume_batch: int) -> tuple[Source, list[Task], FakeClock]:
+def _with_idle_credit() -> tuple[Source, list[Task], FakeClock]:
     source, emitted = make_source(FakeConsumer())
     assign(source, [TP])
-    source._consume_batch = consume_batch
     source._dispatcher.connect("s1", "w1", 4, RecordingTransport())
     source._dispatcher.credit("s1", 4)
     clock = source._clock
@@ -300,14 +385,14 @@ def _with_idle_credit(consume_batch: int) -> tuple[Source, list[Task], FakeClock
 def test_a_short_consume_closes_batches_for_idle_credit_without_lingering() -> None:
     """A consume that came back short means the input has caught up: waiting out the
     linger would add latency and no records."""
-    source, emitted, clock = _with_idle_credit(consume_batch=5)
-    source._take(messages(TP, range(3)), clock.now)
+    source, emitted, clock = _with_idle_credit()
+    source._take(messages(TP, range(3)), clock.now, asked=5)
     assert [task.offsets for task in emitted] == [[0, 1, 2]]
 
 
 def test_a_full_consume_lets_batches_linger_to_grow() -> None:
-    source, emitted, clock = _with_idle_credit(consume_batch=3)
-    source._take(messages(TP, range(3)), clock.now)
+    source, emitted, clock = _with_idle_credit()
+    source._take(messages(TP, range(3)), clock.now, asked=3)
     assert emitted == [], "more records wait in Kafka: the batch lingers"
     clock.advance(0.01)  # past the linger
     source.dispatch_now()
@@ -316,10 +401,10 @@ def test_a_full_consume_lets_batches_linger_to_grow() -> None:
 
 def test_a_paused_source_has_not_caught_up() -> None:
     """Under backpressure consume comes back empty while a backlog waits in Kafka."""
-    source, emitted, clock = _with_idle_credit(consume_batch=5)
+    source, emitted, clock = _with_idle_credit()
     source.paused = True
-    source._take(messages(TP, range(3)), clock.now)
+    source._take(messages(TP, range(3)), clock.now, asked=5)
     assert emitted == []
     source.paused = False
-    source._take([], clock.now)
+    source._take([], clock.now, asked=5)
     assert [task.offsets for task in emitted] == [[0, 1, 2]]
