@@ -2,7 +2,8 @@
 
 A run takes a snapshot of each process's user+system seconds when its clock starts and
 another when it stops; the difference over the records timed is that role's CPU cost
-per record. Threads count (librdkafka's, gRPC's), children do not (none are started).
+per record. The consuming roles' clock starts earlier (`CONSUMING_ROLES`). Threads
+count (librdkafka's, gRPC's), children do not (none are started).
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ import contextlib
 from collections.abc import Iterable, Mapping
 
 import psutil
+
+#: Roles whose clock starts with the supervisor, not when the workers are ready: the
+#: supervisor consumes (and the broker serves it) while the workers start, up to
+#: MAX_PENDING_RECORDS records, which a clock started later would leave out.
+CONSUMING_ROLES = ("supervisor", "broker")
 
 
 def cpu_seconds(pids: Iterable[tuple[str, int]]) -> dict[str, float]:
@@ -39,6 +45,26 @@ def us_per_record(
         role: round((after[role] - before.get(role, 0.0)) * 1e6 / records, 2) if records else None
         for role in after
     }
+
+
+def pipeline_us_per_record(
+    at_start: Mapping[str, float],
+    at_ready: Mapping[str, float],
+    at_end: Mapping[str, float],
+    timed: int,
+    total: int,
+) -> dict[str, float | None]:
+    """CPU per record of a pipeline run, by role.
+
+    ``at_start``: when the supervisor started consuming; ``at_ready``: when every worker
+    was ready and the clock started, ``timed`` records before the end. The consuming
+    roles count from ``at_start`` over all ``total`` records, the others from
+    ``at_ready`` over ``timed``.
+    """
+    figures = us_per_record(at_ready, at_end, timed)
+    consuming = {role: at_end[role] for role in CONSUMING_ROLES if role in at_end}
+    figures.update(us_per_record(at_start, consuming, total))
+    return figures
 
 
 def projected_rate(

@@ -67,6 +67,7 @@ class Fleet:
         self._rss = rss
         self._on_stopped = on_stopped
         self._children: list[Child] = []
+        self._grpc_port = 0
         self._http_port = 0
         self._worker_metrics_ports: list[int] = []
 
@@ -88,6 +89,11 @@ class Fleet:
         worker_env: Mapping[str, str] | None = None,
     ) -> None:
         """Start the supervisor, wait for its ports, then start the workers."""
+        self.start_supervisor(supervisor_env)
+        self.start_workers(workers, worker_env)
+
+    def start_supervisor(self, supervisor_env: Mapping[str, str] | None = None) -> None:
+        """Start the supervisor and wait for its ports (it consumes from then on)."""
         r = self._route
         ready_file = self._logs / f"{r.name}-supervisor.ready"
         ready_file.unlink(missing_ok=True)
@@ -102,7 +108,11 @@ class Fleet:
             SUPERVISOR_HTTP_LISTEN="127.0.0.1:0",
             SUPERVISOR_READY_FILE=str(ready_file),
         )
-        grpc_port, self._http_port = self._wait_ports(supervisor, ready_file)
+        self._grpc_port, self._http_port = self._wait_ports(supervisor, ready_file)
+
+    def start_workers(self, workers: int, worker_env: Mapping[str, str] | None = None) -> None:
+        """Start `workers` workers dialling the supervisor started before."""
+        r = self._route
         for _ in range(workers):
             # Each worker serves its /metrics (record ages by stage) on a port of its own.
             port = processes.free_port(avoid=self._worker_metrics_ports)
@@ -112,7 +122,7 @@ class Fleet:
                 **{**(worker_env or {}), "WORKER_METRICS_LISTEN": f"127.0.0.1:{port}"},
                 OUTPUT_TOPIC=r.output,
                 DLQ_TOPIC=r.dlq,
-                SUPERVISOR_GRPC_ADDR=f"127.0.0.1:{grpc_port}",
+                SUPERVISOR_GRPC_ADDR=f"127.0.0.1:{self._grpc_port}",
             )
 
     def start_mesh(self, mesh: MeshLayout) -> None:

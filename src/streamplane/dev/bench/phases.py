@@ -42,7 +42,13 @@ from tqdm import tqdm
 
 from streamplane.config import Settings
 from streamplane.dev.bench import stages
-from streamplane.dev.bench.cpu import cpu_seconds, own_cpu_seconds, projected_rate, us_per_record
+from streamplane.dev.bench.cpu import (
+    cpu_seconds,
+    own_cpu_seconds,
+    pipeline_us_per_record,
+    projected_rate,
+    us_per_record,
+)
 from streamplane.dev.bench.exceptions import BenchError
 from streamplane.dev.bench.fleet import Fleet, MeshLayout, child_env
 from streamplane.dev.bench.limits import (
@@ -258,10 +264,15 @@ class Bench:
         """
         with self.fleet(route) as fleet:
             if mesh is None:
-                fleet.start(workers, supervisor_env, worker_env)
+                fleet.start_supervisor(supervisor_env)
             else:
                 fleet.start_mesh(mesh)
-                fleet.start(workers, mesh.supervisor_env(), mesh.worker_env())
+                fleet.start_supervisor(mesh.supervisor_env())
+                worker_env = mesh.worker_env()
+            # The supervisor consumes from now on, while the workers start: up to
+            # MAX_PENDING_RECORDS records (all of a short run) before the clock below.
+            consuming_before = self._cpu(fleet.pids())
+            fleet.start_workers(workers, worker_env)
             started, done_before = fleet.wait_ready(workers)
             cpu_before = self._cpu(fleet.pids())
             label = f"{'mesh ' if mesh else ''}pipeline x{workers}"
@@ -278,7 +289,8 @@ class Bench:
                 "a larger --count gives a steadier figure",
                 extra={"workers": workers, "timed": timed, "count": self.count},
             )
-        return RunResult(timed, finished - started, us_per_record(cpu_before, cpu_after, timed))
+        cpu_us = pipeline_us_per_record(consuming_before, cpu_before, cpu_after, timed, self.count)
+        return RunResult(timed, finished - started, cpu_us)
 
     def fleet(self, route: Route) -> Fleet:
         """A fleet for one run; its exit stops every process and counts unclean exits."""
