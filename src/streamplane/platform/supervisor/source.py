@@ -12,8 +12,9 @@ would purge that prefetch, and the resume would fetch, decompress and parse it a
 again: under a backlog, where the bound is reached every few hundred milliseconds, that
 was over half the supervisor's CPU per record (docs/performance.md). While held, a
 one-record consume every HOLD_EVENTS_S serves the group's events (rebalances run inside
-`consume`); should the records taken that way reach CONSUME_BATCH, fetching pauses
-outright, so the bound still holds when no worker drains anything for minutes.
+`consume`); should the records taken that way reach CONSUME_BATCH (or the bound itself,
+if smaller), fetching pauses outright, so the bound still holds when no worker drains
+anything for minutes.
 """
 
 from __future__ import annotations
@@ -122,6 +123,11 @@ class Source:
             if now >= next_commit:
                 self.commit(asynchronous=True)
                 next_commit = now + self._commit_interval_s
+
+    @property
+    def _slack(self) -> int:
+        """Records the held source's event polls may take before fetching pauses outright."""
+        return min(self._consume_batch, self._high)
 
     def _take_size(self) -> int:
         """How many records the next consume may take: what the bound still has room for.
@@ -296,7 +302,7 @@ class Source:
             self.paused = False
             m.PAUSED.set(0)
             logger.info("resumed fetching", extra={"pending": pending})
-        elif self.paused and not self._fetch_paused and pending >= self._high + self._consume_batch:
+        elif self.paused and not self._fetch_paused and pending >= self._high + self._slack:
             consumer.pause(self.assigned)
             self._fetch_paused = True
             logger.info("paused fetching", extra={"pending": pending, "how": "librdkafka"})

@@ -285,6 +285,22 @@ def test_records_taken_while_held_past_the_slack_pause_librdkafka() -> None:
     assert consumer.paused == set()
 
 
+def test_under_a_small_bound_the_slack_is_the_bound() -> None:
+    """Pending records never exceed twice the bound, however small it is."""
+    consumer = FakeConsumer()
+    source, _ = make_source(consumer)
+    source._high, source._low = 100, 50
+    assign(source, [TP])
+    source._ingest(messages(TP, range(100)), 0.0)
+    source._backpressure(consumer)  # type: ignore[arg-type]
+    source._ingest(messages(TP, range(100, 199)), 0.0)
+    source._backpressure(consumer)  # type: ignore[arg-type]
+    assert consumer.paused == set()
+    source._ingest(messages(TP, range(199, 200)), 0.0)
+    source._backpressure(consumer)  # type: ignore[arg-type]
+    assert consumer.paused == {TP}
+
+
 def test_a_take_never_overshoots_the_bound() -> None:
     consumer = FakeConsumer()
     source, _ = make_source(consumer)
