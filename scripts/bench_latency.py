@@ -21,15 +21,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
-import time
-from pathlib import Path
 
-from streamplane.config import load_settings
-from streamplane.dev.bench.limits import RSS_SAMPLE_S
-from streamplane.dev.bench.phases import Bench
-from streamplane.dev.bench.rss import RssSampler
-from streamplane.dev.broker import EmbeddedBroker
+from streamplane.dev.bench.scratch import scratch_bench
 
 PARTITIONS = 6
 
@@ -52,16 +45,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="runs of each variant")
     parser.add_argument("variants", nargs="+", type=variant, help="name:KEY=VALUE,...")
     args = parser.parse_args()
-    # The folder goes with its broker's logs: hundreds of MB at these rates.
-    with (
-        tempfile.TemporaryDirectory(prefix="streamplane-latency-") as scratch,
-        EmbeddedBroker(Path(scratch) / "broker", port=0) as broker,
-        RssSampler(RSS_SAMPLE_S) as rss,
-    ):
-        workdir = Path(scratch)
-        settings = load_settings(kafka_brokers=broker.bootstrap)
-        bench = Bench(settings, 1_000_000, PARTITIONS, workdir, rss, f"lat{int(time.time())}")
-        bench.broker_pid = broker.pid
+    with scratch_bench(1_000_000, PARTITIONS, "lat") as bench:
         for rep in range(args.reps):
             for name, env in args.variants:
                 run = f"{name}{rep}"

@@ -23,15 +23,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
-import time
-from pathlib import Path
 
-from streamplane.config import load_settings
-from streamplane.dev.bench.limits import RSS_SAMPLE_S
-from streamplane.dev.bench.phases import Bench
-from streamplane.dev.bench.rss import RssSampler
-from streamplane.dev.broker import EmbeddedBroker
+from streamplane.dev.bench.scratch import scratch_bench
 
 PARTITIONS = 6
 WORKER_PREFIX = "W_"
@@ -59,16 +52,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2, help="runs of each variant")
     parser.add_argument("variants", nargs="+", type=variant, help="name:KEY=VALUE,...")
     args = parser.parse_args()
-    # The folder goes with its broker's logs: hundreds of MB at these rates.
-    with (
-        tempfile.TemporaryDirectory(prefix="streamplane-pipeline-") as scratch,
-        EmbeddedBroker(Path(scratch) / "broker", port=0) as broker,
-        RssSampler(RSS_SAMPLE_S) as rss,
-    ):
-        workdir = Path(scratch)
-        settings = load_settings(kafka_brokers=broker.bootstrap)
-        bench = Bench(settings, args.count, PARTITIONS, workdir, rss, f"ab{int(time.time())}")
-        bench.broker_pid = broker.pid
+    with scratch_bench(args.count, PARTITIONS, "ab") as bench:
         source = f"{bench.prefix}.in"
         ends = bench.fill(source)
         for rep in range(args.reps):

@@ -300,7 +300,8 @@ def get_json(url: str) -> Any:
 def get_text(url: str) -> str:
     """GET a text document from a local process."""
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - http://127.0.0.1
-        return str(response.read().decode())
+        body: bytes = response.read()
+        return body.decode()
 
 
 def child_env(settings: Settings) -> dict[str, str]:

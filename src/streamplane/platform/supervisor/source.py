@@ -133,7 +133,7 @@ class Source:
         """How many records the next consume may take: what the bound still has room for.
 
         Capped so that taking never overshoots the bound, which leaves the hold its whole
-        CONSUME_BATCH of slack.
+        slack.
         """
         room = self._high - self._dispatcher.pending_records
         return max(1, min(self._consume_batch, room))

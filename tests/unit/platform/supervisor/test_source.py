@@ -243,12 +243,16 @@ def revoke(source: Source, partitions: list[TopicPartition]) -> None:
     asyncio.run(main())
 
 
+def take(source: Source, consumer: FakeConsumer, tp: TopicPartition, offsets: range) -> None:
+    """One consume call's records, then the backpressure check that follows it."""
+    source._ingest(messages(tp, offsets), 0.0)
+    source._backpressure(consumer)  # type: ignore[arg-type]
+
+
 def hold_and_pause(source: Source, consumer: FakeConsumer, tp: TopicPartition) -> None:
     """Fill the bound (the source holds), then its slack (librdkafka pauses too)."""
-    source._ingest(messages(tp, range(10_000)), 0.0)
-    source._backpressure(consumer)  # type: ignore[arg-type]
-    source._ingest(messages(tp, range(10_000, 12_000)), 0.0)
-    source._backpressure(consumer)  # type: ignore[arg-type]
+    take(source, consumer, tp, range(10_000))
+    take(source, consumer, tp, range(10_000, 12_000))
 
 
 def test_above_the_bound_the_source_holds_and_keeps_librdkafkas_prefetch() -> None:
@@ -256,8 +260,7 @@ def test_above_the_bound_the_source_holds_and_keeps_librdkafkas_prefetch() -> No
     consumer = FakeConsumer()
     source, _ = make_source(consumer)
     assign(source, [TP])
-    source._ingest(messages(TP, range(10_000)), 0.0)
-    source._backpressure(consumer)  # type: ignore[arg-type]
+    take(source, consumer, TP, range(10_000))
     assert source.paused
     assert consumer.paused == set(), "held, not paused in librdkafka"
     source._dispatcher.ledger.tracker(TP).complete(list(range(9_500)))  # type: ignore[union-attr]
@@ -271,13 +274,10 @@ def test_records_taken_while_held_past_the_slack_pause_librdkafka() -> None:
     consumer = FakeConsumer()
     source, _ = make_source(consumer)
     assign(source, [TP])
-    source._ingest(messages(TP, range(10_000)), 0.0)
-    source._backpressure(consumer)  # type: ignore[arg-type]
-    source._ingest(messages(TP, range(10_000, 11_999)), 0.0)
-    source._backpressure(consumer)  # type: ignore[arg-type]
+    take(source, consumer, TP, range(10_000))
+    take(source, consumer, TP, range(10_000, 11_999))
     assert consumer.paused == set()
-    source._ingest(messages(TP, range(11_999, 12_000)), 0.0)
-    source._backpressure(consumer)  # type: ignore[arg-type]
+    take(source, consumer, TP, range(11_999, 12_000))
     assert consumer.paused == {TP}
     source._dispatcher.ledger.tracker(TP).complete(list(range(11_500)))  # type: ignore[union-attr]
     source._backpressure(consumer)  # type: ignore[arg-type]
@@ -291,13 +291,10 @@ def test_under_a_small_bound_the_slack_is_the_bound() -> None:
     source, _ = make_source(consumer)
     source._high, source._low = 100, 50
     assign(source, [TP])
-    source._ingest(messages(TP, range(100)), 0.0)
-    source._backpressure(consumer)  # type: ignore[arg-type]
-    source._ingest(messages(TP, range(100, 199)), 0.0)
-    source._backpressure(consumer)  # type: ignore[arg-type]
+    take(source, consumer, TP, range(100))
+    take(source, consumer, TP, range(100, 199))
     assert consumer.paused == set()
-    source._ingest(messages(TP, range(199, 200)), 0.0)
-    source._backpressure(consumer)  # type: ignore[arg-type]
+    take(source, consumer, TP, range(199, 200))
     assert consumer.paused == {TP}
 
 
@@ -363,8 +360,7 @@ def test_partitions_assigned_while_held_are_fetched() -> None:
     consumer = FakeConsumer()
     source, _ = make_source(consumer)
     assign(source, [TP])
-    source._ingest(messages(TP, range(10_000)), 0.0)
-    source._backpressure(consumer)  # type: ignore[arg-type]
+    take(source, consumer, TP, range(10_000))
     assign(source, [OTHER])
     assert consumer.paused == set()
 
