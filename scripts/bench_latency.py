@@ -4,13 +4,14 @@
 reached, so two builds are measured at different rates and their latencies do not
 compare. This script starts one embedded broker and runs only the latency phase at a
 rate you pick, alternating variants in the same process (the same warm broker), each
-with its own supervisor environment:
+with its own supervisor and worker environment:
 
     .venv/bin/python scripts/bench_latency.py --rate 38000 --reps 4 \\
-        before:PYTHONPATH=/tmp/before/src after:
+        before:PYTHONPATH=/tmp/before/src,W_PYTHONPATH=/tmp/before/src after:
 
-`before:PYTHONPATH=/tmp/before/src` runs the supervisor from another checkout (a
-`git worktree` with the generated `*_pb2.py` files copied in); `after:` runs this one.
+`before:` runs the supervisor and the worker from another checkout (a `git worktree`
+with the generated `*_pb2.py` files copied in); `after:` runs this one. Keys written
+`W_KEY` go to the worker as `KEY`, the others to the supervisor.
 Prints one line per run: the variant, the load average, p50, p90 and p99 in ms, the
 seconds the pipeline needed after the last input, the mean records per task, the
 lost and duplicated records, and the median age of a record at each stage (where the
@@ -22,21 +23,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from streamplane.dev.bench.scratch import scratch_bench
+from streamplane.dev.bench.scratch import scratch_bench, variant
 
 PARTITIONS = 6
-
-
-def variant(spec: str) -> tuple[str, dict[str, str]]:
-    """'name:K=V,K=V' as a name and the supervisor's extra environment."""
-    name, _, assignments = spec.partition(":")
-    env: dict[str, str] = {}
-    for pair in filter(None, assignments.split(",")):
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"{pair!r} in {spec!r} is not KEY=VALUE")
-        env[key] = value
-    return name, env
 
 
 def main() -> None:
@@ -47,10 +36,15 @@ def main() -> None:
     args = parser.parse_args()
     with scratch_bench(1_000_000, PARTITIONS, "lat") as bench:
         for rep in range(args.reps):
-            for name, env in args.variants:
+            for name, supervisor_env, worker_env in args.variants:
                 run = f"{name}{rep}"
                 # The phase produces at half the rate it is given.
-                result = bench.latency(args.rate * 2, name=run, supervisor_env=env or None)
+                result = bench.latency(
+                    args.rate * 2,
+                    name=run,
+                    supervisor_env=supervisor_env or None,
+                    worker_env=worker_env or None,
+                )
                 bench.verify_latency(result)
                 f = result.figures()
                 print(

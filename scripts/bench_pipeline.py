@@ -24,26 +24,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from streamplane.dev.bench.scratch import scratch_bench
+from streamplane.dev.bench.scratch import scratch_bench, variant
 
 PARTITIONS = 6
-WORKER_PREFIX = "W_"
-
-
-def variant(spec: str) -> tuple[str, dict[str, str], dict[str, str]]:
-    """'name:K=V,W_K=V' as a name, the supervisor's and the worker's extra environment."""
-    name, _, assignments = spec.partition(":")
-    supervisor: dict[str, str] = {}
-    worker: dict[str, str] = {}
-    for pair in filter(None, assignments.split(",")):
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"{pair!r} in {spec!r} is not KEY=VALUE")
-        if key.startswith(WORKER_PREFIX):
-            worker[key.removeprefix(WORKER_PREFIX)] = value
-        else:
-            supervisor[key] = value
-    return name, supervisor, worker
 
 
 def main() -> None:

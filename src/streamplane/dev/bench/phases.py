@@ -340,6 +340,7 @@ class Bench:
         name: str = "latency",
         supervisor_env: Mapping[str, str] | None = None,
         tail: bool = False,
+        worker_env: Mapping[str, str] | None = None,
     ) -> LatencyResult:
         """Produce at half `max_rate` into a fresh topic through one supervisor and worker.
 
@@ -360,7 +361,7 @@ class Bench:
         batch = list(events(count, TENANTS, USERS, 0.0, SEED + 1))
         warm = list(events(warmup, TENANTS, USERS, 0.0, SEED + 2))
         with self.fleet(route) as fleet:
-            fleet.start(1, supervisor_env)
+            fleet.start(1, supervisor_env, worker_env)
             fleet.wait_ready(1)
             visible = (
                 VisibilityTail(self.kafka, route.output, self.partitions, f"{route.group}.tail")
