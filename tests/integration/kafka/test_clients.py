@@ -71,6 +71,38 @@ def test_group_consumer_commits_what_it_is_told(
     assert committed == {p: offset for (_, p), offset in ends.items()}
 
 
+def test_consume_returns_when_a_record_arrives_not_at_its_timeout(
+    kafka_bootstrap: str, fresh_topics: FreshTopics
+) -> None:
+    # librdkafka's batch consume waits for its whole batch or its timeout: a trickle of
+    # records used to wait out the supervisor's poll interval on every call.
+    conf = {"bootstrap.servers": kafka_bootstrap}
+    topic = fresh_topics.input
+    admin.ensure_topics(conf, {topic: 1})
+    consumer = GroupConsumer(
+        {**conf, "group.id": fresh_topics.group, "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topic], on_assign=lambda tps: None, on_revoke=lambda tps: None)
+    _produce(kafka_bootstrap, topic, 1)
+    got: list[int] = []
+    deadline = time.monotonic() + 30
+    while not got and time.monotonic() < deadline:
+        got = [m.offset() for m in consumer.consume(1000, 0.5)]
+    assert got == [0]
+    later: list[int] = []
+    waiting = threading.Thread(
+        target=lambda: later.extend(m.offset() for m in consumer.consume(1000, 600)),
+        daemon=True,
+    )
+    waiting.start()
+    _produce(kafka_bootstrap, topic, 3)
+    waiting.join(120)  # far below the consume's own 600 s
+    assert not waiting.is_alive(), "consume waited for 1000 records instead of returning"
+    assert later, "consume returned nothing though records arrived"
+    assert later == list(range(1, 1 + len(later)))
+    consumer.close()
+
+
 def test_reader_reads_tails_and_ranges(kafka_bootstrap: str, fresh_topics: FreshTopics) -> None:
     conf = {"bootstrap.servers": kafka_bootstrap}
     topic = fresh_topics.input
