@@ -25,7 +25,9 @@ running, so figures moved by +-15% between runs; CPU-time rows/s at batch 100 / 
 - Chosen design: orjson.loads per record with inlined exact type checks, a 4-column
   polars frame (user_id, event_type, value, ts), one `select` of prebuilt expressions,
   then one `orjson.dumps` over a list of row dicts, split into rows:
-  ~90k / ~160-175k / ~150-185k.
+  ~90k / ~160-175k / ~150-185k. Since then the rows are msgspec Structs (fields in output
+  order) encoded in one msgspec call, split the same way: wall rows/s at batch 500 / 2000,
+  two alternated runs, 350-373k / 393-394k against 250-309k / 257-348k with the dicts.
 - Same, output with `DataFrame.write_ndjson` on an 8-column frame, split on newlines:
   ~60-75k / ~130-160k / ~180-200k. polars' NDJSON writer costs ~1.4 us a row plus ~300 us
   a call here, and the pass-through strings must go through polars too.

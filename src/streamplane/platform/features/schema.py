@@ -225,48 +225,19 @@ def _json_type(obj: object) -> str:
     return "object"
 
 
-def _row(
-    event_id: object,
-    tenant: object,
-    user_id: object,
-    event_type: object,
-    skill: object,
-    value: object,
-    ts: object,
-    src_timestamp_ms: object,
-    value_log1p: object,
-    hour_of_day: object,
-    day_of_week: object,
-    is_weekend: object,
-    is_conversion: object,
-    user_events_in_batch: object,
-    user_value_sum_in_batch: object,
-) -> dict[str, object]:
-    # A dict display with constant keys builds in one bytecode; dict(zip(names, row)) is
-    # about twice as slow. Key order is the output order: a test pins it to FEATURE_COLUMNS.
-    return {
-        "event_id": event_id,
-        "tenant": tenant,
-        "user_id": user_id,
-        "event_type": event_type,
-        "skill": skill,
-        "value": value,
-        "ts": ts,
-        "src_timestamp_ms": src_timestamp_ms,
-        "value_log1p": value_log1p,
-        "hour_of_day": hour_of_day,
-        "day_of_week": day_of_week,
-        "is_weekend": is_weekend,
-        "is_conversion": is_conversion,
-        "user_events_in_batch": user_events_in_batch,
-        "user_value_sum_in_batch": user_value_sum_in_batch,
-    }
+# One output row: a msgspec Struct whose fields are FEATURE_COLUMNS, in order, so the
+# encoder writes the keys in output order (a test pins it). Building a Struct from
+# positional columns and encoding a list of them costs ~0.65 us per row against ~1.0 us
+# for a dict per row through orjson (2,000 demo rows, one batch call each). The bytes
+# differ from orjson's only in exponents ("1e22", orjson "1e+22"), the same numbers.
+_Row: Final = msgspec.defstruct("_Row", [(name, object) for name in FEATURE_COLUMNS])
+_encode: Final = msgspec.json.Encoder().encode
 
 
-# Row separator in the one-call encoding below. In orjson's compact output every '"'
+# Row separator in the one-call encoding below. In msgspec's compact output every '"'
 # inside a string is escaped, so '{"event_id":' can only be the start of a row object
-# (rows hold no nested objects and event_id is their first key); and orjson never emits
-# a raw newline, so one may be inserted as a split point.
+# (rows hold no nested objects and event_id is their first key); and it never emits a
+# raw newline, so one may be inserted as a split point.
 _BETWEEN_ROWS: Final = b'},{"' + FEATURE_COLUMNS[0].encode() + b'":'
 _SPLIT_ROWS: Final = b'}\n{"' + FEATURE_COLUMNS[0].encode() + b'":'
 
@@ -274,15 +245,15 @@ _SPLIT_ROWS: Final = b'}\n{"' + FEATURE_COLUMNS[0].encode() + b'":'
 def encode_rows(columns: Sequence[Sequence[Any]]) -> list[bytes]:
     """Encode output columns (in `FEATURE_COLUMNS` order) as one JSON object per row.
 
-    Non-finite floats (only an overflowed sum can be one) are written as null, which is
-    orjson's behaviour and keeps every row valid JSON.
+    Non-finite floats (only an overflowed sum can be one) are written as null, which
+    keeps every row valid JSON.
     """
     if len(columns) != len(FEATURE_COLUMNS):
         raise ValueError(f"expected {len(FEATURE_COLUMNS)} columns, got {len(columns)}")
-    rows = list(map(_row, *columns))
+    rows = list(map(_Row, *columns))
     if not rows:
         return []
-    # One orjson call for the whole batch, then a split, is ~3x cheaper than one call per
-    # row: orjson's fixed cost per call is larger than the work for a small row.
-    encoded = orjson.dumps(rows)[1:-1]
+    # One encoder call for the whole batch, then a split, is ~3x cheaper than one call
+    # per row: the fixed cost per call is larger than the work for a small row.
+    encoded = _encode(rows)[1:-1]
     return encoded.replace(_BETWEEN_ROWS, _SPLIT_ROWS).split(b"\n")

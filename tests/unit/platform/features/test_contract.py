@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import math
 
 import orjson
@@ -18,7 +17,7 @@ from streamplane.platform.features import (
     get_engine,
 )
 from streamplane.platform.features.polars_engine import COMPUTED_COLUMNS, PolarsEngine
-from streamplane.platform.features.schema import _row, encode_rows
+from streamplane.platform.features.schema import _Row, encode_rows
 
 from .events import encode, event, one_row, run
 
@@ -54,7 +53,7 @@ def test_computed_columns_are_output_columns() -> None:
 
 
 def test_the_row_builder_takes_the_columns_in_order() -> None:
-    assert tuple(inspect.signature(_row).parameters) == FEATURE_COLUMNS
+    assert _Row.__struct_fields__ == FEATURE_COLUMNS
 
 
 def test_output_json_types(engine: FeatureEngine) -> None:
@@ -90,6 +89,18 @@ def test_encode_rows_writes_an_overflowed_float_as_null() -> None:
     columns[-1] = [math.inf]
     [row] = encode_rows(columns)
     assert orjson.loads(row)["user_value_sum_in_batch"] is None
+
+
+def test_encode_rows_keeps_every_float_and_string_as_written() -> None:
+    floats = [1e22, -1e-7, 5e-324, 1.7976931348623157e308, -0.0, 0.1, 123456789.123]
+    texts = ['a"},{"event_id":1', "line\nbreak", "\u00e9\U0001f600", "\x00\x1f"]
+    columns: list[list[object]] = [[name] * len(floats) for name in FEATURE_COLUMNS]
+    columns[FEATURE_COLUMNS.index("value")] = list(floats)
+    columns[FEATURE_COLUMNS.index("tenant")] = [texts[i % len(texts)] for i in range(len(floats))]
+    rows = [orjson.loads(row) for row in encode_rows(columns)]
+    assert [row["value"] for row in rows] == floats
+    assert [row["tenant"] for row in rows] == columns[FEATURE_COLUMNS.index("tenant")]
+    assert all(list(row) == list(FEATURE_COLUMNS) for row in rows)
 
 
 def test_encode_rows_rejects_the_wrong_number_of_columns() -> None:
