@@ -47,7 +47,7 @@ from streamplane.dev.dagster_instance import (
     stop_instigators,
     write_instance,
 )
-from streamplane.platform.kafka.admin import ensure_topics
+from streamplane.platform.kafka.admin import ensure_topics, ensure_topics_like
 
 __all__ = ["dagster_dev", "run_dagster_dev", "stop_process_group"]
 
@@ -96,6 +96,20 @@ def dev_environment(
     env.setdefault("STREAMPLANE_WORKER_IDLE_EXIT_S", "30")
     env.setdefault("STREAMPLANE_LAG_PER_WORKER", DEV_LAG_PER_WORKER)
     return env
+
+
+def provision_topics(bootstrap: str, input_topic: str) -> None:
+    """Create the input, output and dead-letter topics before any run reads or writes them.
+
+    The supervisor makes the output and dead-letter topics as it starts, but the snapshot
+    schedule's first tick can come before the supervisor run does: a fresh ``make run``
+    then showed a failed feature_snapshot_job ("topic ... is not readable") on its Runs
+    page. Made here the way the supervisor makes them, as wide as the input.
+    """
+    conf = {"bootstrap.servers": bootstrap}
+    kafka = load_settings(kafka_brokers=bootstrap, input_topic=input_topic).kafka
+    ensure_topics(conf, {kafka.input_topic: DEV_PARTITIONS})
+    ensure_topics_like(conf, kafka.input_topic, [kafka.output_topic, kafka.dlq_topic])
 
 
 def _start_dagster(
@@ -231,8 +245,8 @@ def run_dagster_dev(
     finally:
         signal.signal(signal.SIGINT, previous)
     try:
-        ensure_topics({"bootstrap.servers": bootstrap}, {DEV_INPUT: DEV_PARTITIONS})
         env = dev_environment(os.environ, bootstrap, home, data_dir, supervisor_port, http_port)
+        provision_topics(bootstrap, env["INPUT_TOPIC"])
         dev = load_settings().dev
         bursts = bursts or Bursts(dev.dev_burst_records, dev.dev_burst_interval_s)
         return _supervise(env, workspace, dagster_port, rate, bad_fraction, logs, bootstrap, bursts)
