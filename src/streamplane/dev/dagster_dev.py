@@ -36,7 +36,7 @@ from pathlib import Path
 import click
 
 from streamplane import processes
-from streamplane.config import DevSettings, load_settings
+from streamplane.config import DevSettings, KafkaSettings, load_settings
 from streamplane.dev.broker import EmbeddedBroker, ensure_jars
 from streamplane.dev.dagster_instance import (
     RUNS_STOP_S,
@@ -98,7 +98,7 @@ def dev_environment(
     return env
 
 
-def provision_topics(bootstrap: str, input_topic: str) -> None:
+def provision_topics(bootstrap: str, kafka: KafkaSettings) -> None:
     """Create the input, output and dead-letter topics before any run reads or writes them.
 
     The supervisor makes the output and dead-letter topics as it starts, but the snapshot
@@ -107,7 +107,6 @@ def provision_topics(bootstrap: str, input_topic: str) -> None:
     page. Made here the way the supervisor makes them, as wide as the input.
     """
     conf = {"bootstrap.servers": bootstrap}
-    kafka = load_settings(kafka_brokers=bootstrap, input_topic=input_topic).kafka
     ensure_topics(conf, {kafka.input_topic: DEV_PARTITIONS})
     ensure_topics_like(conf, kafka.input_topic, [kafka.output_topic, kafka.dlq_topic])
 
@@ -246,8 +245,9 @@ def run_dagster_dev(
         signal.signal(signal.SIGINT, previous)
     try:
         env = dev_environment(os.environ, bootstrap, home, data_dir, supervisor_port, http_port)
-        provision_topics(bootstrap, env["INPUT_TOPIC"])
-        dev = load_settings().dev
+        settings = load_settings(kafka_brokers=bootstrap, input_topic=env["INPUT_TOPIC"])
+        provision_topics(bootstrap, settings.kafka)
+        dev = settings.dev
         bursts = bursts or Bursts(dev.dev_burst_records, dev.dev_burst_interval_s)
         return _supervise(env, workspace, dagster_port, rate, bad_fraction, logs, bootstrap, bursts)
     finally:

@@ -38,6 +38,16 @@ def _produce(bootstrap: str, topic: str, count: int) -> None:
     assert errors == [None]
 
 
+def _group_consumer(
+    bootstrap: str, group: str, extra: dict[str, object] | None = None
+) -> GroupConsumer:
+    """A member of ``group`` that starts at the beginning of the log."""
+    return GroupConsumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest"}
+        | (extra or {})
+    )
+
+
 def test_group_consumer_commits_what_it_is_told(
     kafka_bootstrap: str, fresh_topics: FreshTopics
 ) -> None:
@@ -45,14 +55,7 @@ def test_group_consumer_commits_what_it_is_told(
     topic = fresh_topics.input
     admin.ensure_topics(conf, {topic: 2})
     _produce(kafka_bootstrap, topic, 40)
-    consumer = GroupConsumer(
-        {
-            **conf,
-            "group.id": fresh_topics.group,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
+    consumer = _group_consumer(kafka_bootstrap, fresh_topics.group, {"enable.auto.commit": False})
     assigned: list[TopicPartition] = []
     consumer.subscribe([topic], on_assign=assigned.extend, on_revoke=lambda tps: None)
     seen: dict[int, list[int]] = {}
@@ -79,9 +82,7 @@ def test_consume_returns_when_a_record_arrives_not_at_its_timeout(
     conf = {"bootstrap.servers": kafka_bootstrap}
     topic = fresh_topics.input
     admin.ensure_topics(conf, {topic: 1})
-    consumer = GroupConsumer(
-        {**conf, "group.id": fresh_topics.group, "auto.offset.reset": "earliest"}
-    )
+    consumer = _group_consumer(kafka_bootstrap, fresh_topics.group)
     consumer.subscribe([topic], on_assign=lambda tps: None, on_revoke=lambda tps: None)
     _produce(kafka_bootstrap, topic, 1)
     got: list[int] = []
